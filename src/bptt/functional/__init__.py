@@ -1,0 +1,54 @@
+"""Pure forward/backward functions: ``forward -> (out, cache)``, ``backward(dout, cache) -> grads``.
+
+Batch-first shapes: N batch, T time, D input, H hidden, V vocabulary or classes. float32 and
+float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inputs multiply from
+the left (``x @ Wx``).
+"""
+
+from .activations import dsigmoid_from_output, dtanh_from_output, log_softmax, sigmoid, softmax
+from .losses import softmax_loss, temporal_softmax_loss
+from .lstm import (
+    lstm_backward,
+    lstm_backward_with_state,
+    lstm_forward,
+    lstm_forward_with_state,
+    lstm_step_backward,
+    lstm_step_forward,
+)
+from .recurrence import RecurrenceCache
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .temporal import (
+    embedding_backward,
+    embedding_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_mean_backward,
+    temporal_mean_forward,
+)
+
+__all__ = [
+    "RecurrenceCache",
+    "dsigmoid_from_output",
+    "dtanh_from_output",
+    "embedding_backward",
+    "embedding_forward",
+    "log_softmax",
+    "lstm_backward",
+    "lstm_backward_with_state",
+    "lstm_forward",
+    "lstm_forward_with_state",
+    "lstm_step_backward",
+    "lstm_step_forward",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_step_backward",
+    "rnn_step_forward",
+    "sigmoid",
+    "softmax",
+    "softmax_loss",
+    "temporal_affine_backward",
+    "temporal_affine_forward",
+    "temporal_mean_backward",
+    "temporal_mean_forward",
+    "temporal_softmax_loss",
+]
