@@ -9,7 +9,6 @@ BIN    := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e '.[train]'
