@@ -35,8 +35,8 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(denom, np.finfo(np.float64).tiny))
 
 
-def numerical_gradient(f: Callable[[], object], p: np.ndarray, dout: Sequence[np.ndarray] | np.ndarray,
-                       h: float = 1e-5) -> np.ndarray:
+def numerical_gradient(f: Callable[[], object], p: np.ndarray,
+                       dout: Sequence[np.ndarray] | np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Central-difference gradient of sum(f() * dout) with respect to ``p`` (perturbed in place).
 
     ``f`` takes no arguments and reads ``p`` itself; it returns one array or a tuple of arrays

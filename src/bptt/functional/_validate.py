@@ -29,13 +29,15 @@ def float_array(fn: str, name: str, a: object, shape: tuple, dtype: np.dtype | N
         _fail(fn, name, f"has shape {a.shape} ({a.ndim}-D)",
               f"it must be {len(shape)}-D with shape {pattern}")
     if a.dtype not in FLOAT_DTYPES:
-        _fail(fn, name, f"has dtype {a.dtype}", "use float32 or float64 (e.g. a.astype(np.float64))")
+        _fail(fn, name, f"has dtype {a.dtype}",
+              "use float32 or float64 (e.g. a.astype(np.float64))")
     if dtype is not None and a.dtype != dtype:
         _fail(fn, name, f"has dtype {a.dtype} but x has {dtype}",
               f"cast every array to one dtype (e.g. {name}.astype(np.{dtype}))")
     for axis, (got, want) in enumerate(zip(a.shape, shape)):
         if isinstance(want, int) and got != want:
-            _fail(fn, name, f"has shape {a.shape}", f"axis {axis} must be {want} to match {pattern}")
+            _fail(fn, name, f"has shape {a.shape}",
+                  f"axis {axis} must be {want} to match {pattern}")
         if isinstance(want, str) and got < 1:
             _fail(fn, name, f"has shape {a.shape}", f"axis {axis} ({want}) must be at least 1")
     if finite:
@@ -60,14 +62,17 @@ def int_array(fn: str, name: str, a: object, shape: tuple) -> np.ndarray:
     """Check an integer array (labels, token ids) of the given shape pattern."""
     pattern = "(" + ", ".join(str(s) for s in shape) + ")"
     if not isinstance(a, np.ndarray):
-        _fail(fn, name, f"is a {type(a).__name__}", f"pass an integer NumPy array of shape {pattern}")
+        _fail(fn, name, f"is a {type(a).__name__}",
+              f"pass an integer NumPy array of shape {pattern}")
     if a.ndim != len(shape):
         _fail(fn, name, f"has shape {a.shape} ({a.ndim}-D)", f"it must have shape {pattern}")
     if a.dtype.kind not in "iu":
-        _fail(fn, name, f"has dtype {a.dtype}", "pass integer class indices (e.g. y.astype(np.int64))")
+        _fail(fn, name, f"has dtype {a.dtype}",
+              "pass integer class indices (e.g. y.astype(np.int64))")
     for axis, (got, want) in enumerate(zip(a.shape, shape)):
         if isinstance(want, int) and got != want:
-            _fail(fn, name, f"has shape {a.shape}", f"axis {axis} must be {want} to match {pattern}")
+            _fail(fn, name, f"has shape {a.shape}",
+                  f"axis {axis} must be {want} to match {pattern}")
     return a
 
 
@@ -86,7 +91,8 @@ def bool_mask(fn: str, name: str, mask: object, shape: tuple[int, int],
               need_valid_row: bool = True) -> np.ndarray:
     """Check a boolean (N, T) mask; optionally require each row to have a valid step."""
     if not isinstance(mask, np.ndarray):
-        _fail(fn, name, f"is a {type(mask).__name__}", f"pass a boolean NumPy array of shape {shape}")
+        _fail(fn, name, f"is a {type(mask).__name__}",
+              f"pass a boolean NumPy array of shape {shape}")
     if mask.dtype != np.bool_:
         _fail(fn, name, f"has dtype {mask.dtype}", "pass booleans (e.g. mask.astype(bool))")
     if mask.shape != tuple(shape):

@@ -1,0 +1,54 @@
+"""The ``bptt`` command line: a thin shell over importable functions.
+
+Each subcommand lives in its own module under ``bptt.commands`` with two functions:
+``register(subparsers)`` (adds its parser and sets ``func``) and the runner it sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order ``bptt --help`` lists them.
+COMMANDS = [
+    "bptt.commands.gradcheck",
+]
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bptt",
+        description="Recurrent networks (RNN, LSTM) with hand-written backpropagation through "
+                    "time in NumPy.")
+    parser.add_argument("--version", action="version", version=f"bptt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, OSError) as e:
+        print(f"bptt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bptt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

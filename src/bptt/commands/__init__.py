@@ -1,0 +1,1 @@
+"""One module per ``bptt`` subcommand (see ``bptt.cli``)."""

@@ -1,0 +1,24 @@
+"""Parameter-holding layers and models on top of ``bptt.functional``."""
+
+from .init import orthogonal, recurrent_weights, xavier_uniform
+from .layers import (
+    Embedding,
+    RecurrentStack,
+    TemporalAffine,
+    dropout_backward,
+    dropout_forward,
+)
+from .models import LanguageModel, LMConfig
+
+__all__ = [
+    "Embedding",
+    "LMConfig",
+    "LanguageModel",
+    "RecurrentStack",
+    "TemporalAffine",
+    "dropout_backward",
+    "dropout_forward",
+    "orthogonal",
+    "recurrent_weights",
+    "xavier_uniform",
+]

@@ -1,0 +1,96 @@
+"""Whole models with a ``loss(...) -> (loss, grads)`` keyed like ``model.params``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import functional as F
+from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell
+
+
+@dataclass
+class LMConfig:
+    """Everything needed to rebuild a language model exactly (stored in every checkpoint)."""
+
+    vocab_size: int
+    hidden: int = 256
+    layers: int = 2
+    cell: str = "lstm"
+    embed: int = 0            # embedding size; 0 = one-hot input (D = vocab_size)
+    dropout: float = 0.0
+    learn_h0: bool = False
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LanguageModel:
+    """Next-token model: (embedding | one-hot) -> recurrent stack -> temporal affine -> softmax.
+
+    Parameter names: ``embed.W`` (V, E) if embedding, ``rnn.l{k}.*`` for the stack, ``out.w``
+    (H, V) and ``out.b`` (V,).
+    """
+
+    def __init__(self, config: LMConfig, rng: np.random.Generator):
+        check_cell(config.cell)
+        self.config = config
+        dt = np.dtype(config.dtype)
+        V = config.vocab_size
+        self.embed = Embedding(V, config.embed, rng, dt) if config.embed > 0 else None
+        D = config.embed if config.embed > 0 else V
+        self.rnn = RecurrentStack(D, config.hidden, config.cell, config.layers, config.dropout,
+                                  config.learn_h0, rng, dt)
+        self.out = TemporalAffine(config.hidden, V, rng, dt)
+        self.params: dict[str, np.ndarray] = {}
+        for prefix, layer in (("embed", self.embed), ("rnn", self.rnn), ("out", self.out)):
+            if layer is not None:
+                for k, v in layer.params.items():
+                    self.params[f"{prefix}.{k}"] = v
+
+    def _inputs(self, x: np.ndarray):
+        """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
+        if self.embed is not None:
+            return self.embed.forward(x)
+        V = self.config.vocab_size
+        F.embedding_forward(x[:1, :1], np.zeros((V, 1)))     # validates ids
+        onehot = np.zeros((*x.shape, V), dtype=self.config.dtype)
+        np.put_along_axis(onehot, x[..., None], 1.0, axis=2)
+        return onehot, None
+
+    def logits(self, x: np.ndarray, state: list | None = None):
+        """Token ids (N, T) -> (scores (N, T, V), final state), inference mode."""
+        inp, _ = self._inputs(x)
+        h, final, _ = self.rnn.forward(inp, state)
+        scores, _ = self.out.forward(h)
+        return scores, final
+
+    def loss_and_state(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None,
+                       state: list | None = None, train: bool = False,
+                       rng: np.random.Generator | None = None):
+        """Mean cross-entropy per sequence (summed over valid steps, divided by N) and grads.
+
+        x, y (N, T) token ids (y is x shifted by one), mask (N, T) bool or None.
+        Returns (loss, grads keyed like params, final state for carrying to the next chunk).
+        """
+        inp, ecache = self._inputs(x)
+        h, final, rcache = self.rnn.forward(inp, state, None, train, rng)
+        scores, acache = self.out.forward(h)
+        loss, dscores = F.temporal_softmax_loss(scores, y, mask)
+        dh, gout = self.out.backward(dscores, acache)
+        dinp, grnn, _ = self.rnn.backward(dh, rcache)
+        grads = {f"out.{k}": v for k, v in gout.items()}
+        grads.update({f"rnn.{k}": v for k, v in grnn.items()})
+        if self.embed is not None:
+            _, gemb = self.embed.backward(dinp, ecache)
+            grads["embed.W"] = gemb["W"]
+        return loss, grads, final
+
+    def loss(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None,
+             state: list | None = None, train: bool = False,
+             rng: np.random.Generator | None = None):
+        """(loss, grads) — see ``loss_and_state``."""
+        loss, grads, _ = self.loss_and_state(x, y, mask, state, train, rng)
+        return loss, grads

@@ -1,0 +1,31 @@
+"""The command line: gradcheck passes and exits 0; bad usage exits non-zero with one line."""
+
+import json
+
+import pytest
+
+from bptt.cli import main
+
+
+def test_gradcheck_passes_and_reports_every_gradient(capsys):
+    assert main(["gradcheck", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True
+    layers = {r["layer"] for r in report["results"]}
+    for name in ("rnn", "lstm+mask", "lstm_with_state", "temporal_affine", "embedding",
+                 "temporal_softmax_loss+mask", "softmax_loss"):
+        assert name in layers
+    assert max(r["error"] for r in report["results"]) < 1e-7
+
+
+def test_gradcheck_table(capsys):
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out
+
+
+def test_unknown_option_is_rejected(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["gradcheck", "--no-such-option"])
+    assert e.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
