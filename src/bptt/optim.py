@@ -1,0 +1,202 @@
+"""Optimizers as update rules with explicit state, learning-rate schedules, gradient clipping.
+
+An optimizer holds only its hyper-parameters. Its state lives in a plain dict that the caller
+keeps (and checkpoints):
+
+    opt = Adam(lr=2e-3)
+    state = opt.init(params)                 # {"step": 0, "slots": {name: {slot: array}}}
+    opt.update(params, grads, state, lr)     # params and state are updated in place
+
+Update rules (g the gradient, t the step count after increment, lr the learning rate):
+
+    SGD        p -= lr * g
+    Momentum   v = mu * v + g;   p -= lr * v   (nesterov: p -= lr * (g + mu * v))
+    Adagrad    G += g**2;                            p -= lr * g / (sqrt(G) + eps)   (min-char-rnn)
+    RMSprop    s = rho * s + (1 - rho) * g**2;       p -= lr * g / (sqrt(s) + eps)
+    Adam       m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2
+               p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)   (Kingma & Ba 2015)
+    AdamW      Adam, plus decoupled weight decay p -= lr * wd * p (Loshchilov & Hutter 2019)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+
+
+class Optimizer:
+    """Base class: subclasses name their per-parameter ``slots`` and implement ``_apply``."""
+
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, lr: float):
+        if not lr > 0:
+            raise ValueError(f"learning rate is {lr}; it must be positive")
+        self.lr = lr
+
+    def init(self, params: Params) -> dict:
+        return {"step": 0,
+                "slots": {k: {s: np.zeros_like(p) for s in self.slots} for k, p in params.items()}}
+
+    def update(self, params: Params, grads: Params, state: dict, lr: float | None = None) -> None:
+        """Apply one update to every parameter in place, using ``lr`` (default self.lr)."""
+        lr = self.lr if lr is None else lr
+        state["step"] += 1
+        for name, p in params.items():
+            self._apply(p, grads[name], state["slots"][name], lr, state["step"])
+
+    def _apply(self, p, g, slots, lr, t):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    def _apply(self, p, g, slots, lr, t):
+        p -= lr * g
+
+
+class Momentum(Optimizer):
+    slots = ("v",)
+
+    def __init__(self, lr: float, mu: float = 0.9, nesterov: bool = False):
+        super().__init__(lr)
+        self.mu, self.nesterov = mu, nesterov
+
+    def _apply(self, p, g, slots, lr, t):
+        v = slots["v"]
+        v *= self.mu
+        v += g
+        p -= lr * (g + self.mu * v) if self.nesterov else lr * v
+
+
+class Adagrad(Optimizer):
+    slots = ("G",)
+
+    def __init__(self, lr: float, eps: float = 1e-8):
+        super().__init__(lr)
+        self.eps = eps
+
+    def _apply(self, p, g, slots, lr, t):
+        G = slots["G"]
+        G += g * g
+        p -= lr * g / (np.sqrt(G) + self.eps)
+
+
+class RMSprop(Optimizer):
+    slots = ("s",)
+
+    def __init__(self, lr: float, rho: float = 0.9, eps: float = 1e-8):
+        super().__init__(lr)
+        self.rho, self.eps = rho, eps
+
+    def _apply(self, p, g, slots, lr, t):
+        s = slots["s"]
+        s *= self.rho
+        s += (1.0 - self.rho) * g * g
+        p -= lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    slots = ("m", "v")
+
+    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+
+    def _apply(self, p, g, slots, lr, t):
+        m, v = slots["m"], slots["v"]
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * g * g
+        if self.weight_decay:
+            p -= lr * self.weight_decay * p
+        mhat = m / (1.0 - self.beta1 ** t)
+        vhat = v / (1.0 - self.beta2 ** t)
+        p -= lr * mhat / (np.sqrt(vhat) + self.eps)
+
+
+class AdamW(Adam):
+    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "rmsprop": RMSprop,
+              "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(name: str, lr: float, **kwargs) -> Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](lr, **kwargs)
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+def constant_lr(base: float, step: int) -> float:
+    return base
+
+
+def step_decay_lr(base: float, step: int, every: int, gamma: float = 0.5) -> float:
+    """base * gamma ** (step // every)."""
+    return base * gamma ** (step // every)
+
+
+def cosine_lr(base: float, step: int, total: int, warmup: int = 0, min_lr: float = 0.0) -> float:
+    """Linear warmup for ``warmup`` steps, then cosine decay from base to min_lr at ``total``."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    frac = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (base - min_lr) * (1.0 + math.cos(math.pi * frac))
+
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def lr_at(schedule: str, base: float, step: int, total: int = 0, warmup: int = 0,
+          every: int = 1000, gamma: float = 0.5, min_lr: float = 0.0) -> float:
+    """Learning rate at ``step`` (0-based) for the named schedule."""
+    if schedule == "constant":
+        return constant_lr(base, step)
+    if schedule == "step":
+        return step_decay_lr(base, step, every, gamma)
+    if schedule == "cosine":
+        return cosine_lr(base, step, total, warmup, min_lr)
+    raise ValueError(f"unknown schedule {schedule!r}; use one of {list(SCHEDULES)}")
+
+
+# ---------------------------------------------------------------- clipping
+
+def global_norm(grads: Params) -> float:
+    """sqrt(sum over every gradient array of sum(g**2))."""
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+
+
+def clip_global_norm(grads: Params, max_norm: float) -> tuple[float, bool]:
+    """Scale all grads in place so their global norm is at most ``max_norm``.
+
+    Returns (the norm before clipping, whether clipping fired).
+    """
+    norm = global_norm(grads)
+    if math.isfinite(norm) and norm > max_norm:
+        scale = max_norm / norm
+        for g in grads.values():
+            g *= scale
+        return norm, True
+    return norm, False
+
+
+def clip_value(grads: Params, limit: float) -> int:
+    """Clip every entry to [-limit, limit] in place (min-char-rnn, char-rnn); returns how many
+    entries were clipped."""
+    n = 0
+    for g in grads.values():
+        n += int(np.count_nonzero(np.abs(g) > limit))
+        np.clip(g, -limit, limit, out=g)
+    return n
