@@ -12,6 +12,9 @@ import sys
 
 # Subcommand modules, in the order ``bptt --help`` lists them.
 COMMANDS = [
+    "bptt.commands.train",
+    "bptt.commands.sample",
+    "bptt.commands.score",
     "bptt.commands.gradcheck",
 ]
 

@@ -1,0 +1,177 @@
+"""Sampling text from a trained language model and scoring text under it.
+
+Everything here needs only a checkpoint (the vocabulary is stored in it), never the training data.
+
+Sampling one symbol from scores z (V,):
+
+    greedy      argmax z
+    otherwise   p = softmax(z / temperature); keep the top_k largest p (top_k > 0); keep the
+                smallest set of largest p whose sum reaches top_p (top_p < 1, "nucleus");
+                renormalise and draw with the given np.random.Generator.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data.text import CorpusError, Vocab, read_ids
+from .functional import log_softmax
+from .nn import LanguageModel, LMConfig
+
+
+@dataclass
+class Loaded:
+    model: LanguageModel
+    vocab: Vocab
+    meta: dict
+    path: str      # the checkpoint JSON
+
+
+def model_from_arrays(meta: dict, arrays: dict[str, np.ndarray], where: str = "checkpoint"
+                      ) -> LanguageModel:
+    """Rebuild the model of a checkpoint and copy its parameters in (shapes checked)."""
+    try:
+        config = LMConfig(**meta["model"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{where} has no usable model config ({e})") from None
+    model = LanguageModel(config, np.random.default_rng(0))
+    for name, p in model.params.items():
+        a = arrays.get(f"param/{name}")
+        if a is None or a.shape != p.shape:
+            got = "missing" if a is None else f"shape {a.shape}"
+            raise CheckpointError(f"{where}: parameter {name} is {got}, expected {p.shape}; "
+                                  f"the checkpoint is damaged")
+        p[...] = a
+    return model
+
+
+def load(run: str | os.PathLike, which: str = "auto") -> Loaded:
+    """Load the model and vocabulary of a run directory (best, else last) or checkpoint JSON."""
+    meta, arrays, jpath = load_checkpoint(run, which)
+    try:
+        vocab = Vocab.from_json(meta["vocab"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{jpath} has no usable vocabulary ({e})") from None
+    model = model_from_arrays(meta, arrays, str(jpath))
+    if vocab.size != model.config.vocab_size:
+        raise CheckpointError(f"{jpath}: vocabulary size {vocab.size} does not match the model's "
+                              f"{model.config.vocab_size}")
+    return Loaded(model, vocab, meta, str(jpath))
+
+
+# ---------------------------------------------------------------- sampling
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature is {temperature}; it must be positive (use --greedy for "
+                         f"the most likely character)")
+    if top_k < 0:
+        raise ValueError(f"top-k is {top_k}; it must be 0 (off) or positive")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top-p is {top_p}; it must be in (0, 1]")
+
+
+def next_symbol(scores: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
+                top_k: int = 0, top_p: float = 1.0, greedy: bool = False) -> int:
+    """Pick the next id from scores (V,) (see the module docstring)."""
+    z = np.asarray(scores, dtype=np.float64)
+    if greedy:
+        return int(np.argmax(z))
+    z = z / temperature
+    if 0 < top_k < z.size:
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z >= kth, z, -np.inf)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        before = np.cumsum(p[order]) - p[order]              # mass of the larger ones
+        keep = order[before < top_p]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    c = np.cumsum(p)
+    return int(min(np.searchsorted(c, rng.random() * c[-1], side="right"), p.size - 1))
+
+
+def start_id(vocab: Vocab) -> int:
+    """The input that starts a sample without a prime: a newline if the vocabulary has one."""
+    nl = ord("\n")
+    return vocab.symbols.index(nl) if nl in vocab.symbols else 0
+
+
+def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Generator,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
+             prime: str = "", stop: str | None = None, skip_unknown: bool = False
+             ) -> tuple[str, list[int]]:
+    """Sample up to ``length`` symbols after ``prime``; returns (generated text without the
+    prime, unknown prime symbols that were skipped). With ``stop``, generation ends where the
+    stop string first appears (the stop string is not included)."""
+    check_sampling(temperature, top_k, top_p)
+    if length < 0:
+        raise ValueError(f"length is {length}; it must be 0 or more")
+    ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \
+        else (np.zeros(0, dtype=np.int64), [])
+    stop_ids: list[int] = []
+    if stop:
+        enc, missing = vocab.encode(stop, skip_unknown=True)
+        if missing:
+            raise CorpusError(f"the stop string has characters the model never produces: "
+                              f"{', '.join(map(repr, map(chr, missing)))}")
+        stop_ids = enc.tolist()
+    state = None
+    if ids.size > 1:
+        _, state = model.logits(ids[None, :-1], state)
+    cur = int(ids[-1]) if ids.size else start_id(vocab)
+    out: list[int] = []
+    x = np.zeros((1, 1), dtype=np.int64)
+    for _ in range(length):
+        x[0, 0] = cur
+        scores, state = model.logits(x, state)
+        cur = next_symbol(scores[0, -1], rng, temperature, top_k, top_p, greedy)
+        out.append(cur)
+        if stop_ids and out[-len(stop_ids):] == stop_ids:
+            del out[-len(stop_ids):]
+            break
+    return vocab.decode(out), skipped
+
+
+# ---------------------------------------------------------------- scoring
+
+def nll_sum(scores: np.ndarray, y: np.ndarray) -> float:
+    """Sum of -log p(y) over all positions; scores (N, T, V), y (N, T) ints."""
+    N, T, V = scores.shape
+    logp = log_softmax(scores.reshape(N * T, V).astype(np.float64, copy=False), axis=1)
+    return float(-logp[np.arange(N * T), y.reshape(N * T)].sum())
+
+
+def score_ids(model: LanguageModel, ids: np.ndarray, chunk: int = 1024) -> tuple[float, int]:
+    """(total nats, predictions) for predicting ids[1:] from what precedes, as one sequence."""
+    ids = np.asarray(ids)
+    total, state = 0.0, None
+    for s in range(0, len(ids) - 1, chunk):
+        x = np.asarray(ids[s:s + chunk + 1], dtype=np.int64)
+        scores, state = model.logits(x[None, :-1], state)
+        total += nll_sum(scores, x[None, 1:])
+    return total, max(len(ids) - 1, 0)
+
+
+def score_file(loaded: Loaded, path: str | os.PathLike,
+               skip_unknown: bool = False) -> tuple[dict, list[int]]:
+    """Score a text file: ({nats_per_char, bits_per_char, perplexity, chars}, skipped symbols).
+
+    ``chars`` counts the predicted characters: every one after the first.
+    """
+    ids, skipped = read_ids(path, loaded.vocab, skip_unknown)
+    if len(ids) < 2:
+        raise CorpusError(f"{path} has {len(ids)} usable character(s); scoring needs at least 2 "
+                          f"(each character is predicted from the ones before it)")
+    total, n = score_ids(loaded.model, ids)
+    nats = total / n
+    return {"nats_per_char": nats, "bits_per_char": nats / math.log(2),
+            "perplexity": math.exp(nats), "chars": n}, skipped

@@ -1,0 +1,777 @@
+"""Training a character language model: configuration, the loop, evaluation, divergence rollback,
+checkpoints and exact resume.
+
+    cfg = TrainConfig(corpus=["input.txt"], max_steps=2000)
+    result = Trainer.start(cfg, "runs/x", Console()).run()
+    result = Trainer.resume("runs/x", Console()).run()        # continues exactly
+
+One step (truncated BPTT over N contiguous streams of T steps, see ``data.StreamBatcher``):
+
+    loss, grads, state = model.loss_and_state(x, y, state=carried)   # state carried between
+    norm = global norm of grads (logged before clipping)              # batches, reset at wrap
+    non-finite loss or norm -> roll back to the last snapshot, lr *= rollback factor
+    clip by value, then by global norm; optimizer update with the scheduled lr
+
+Randomness comes only from ``np.random.Generator`` objects derived from ``seed``: one for the
+initial weights, one for dropout (its state is checkpointed), and one per evaluation for the
+printed sample, so evaluation never changes training.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import CheckpointError, atomic_write_text, dumps, load_checkpoint, save_checkpoint
+from .console import Console
+from .data.corpora import SHAKESPEARE_HINT, default_corpus
+from .data.text import (
+    ENCODINGS,
+    CorpusError,
+    StreamBatcher,
+    eval_chunks,
+    load_encoded,
+    prepare_corpus,
+)
+from .nn import LanguageModel, LMConfig
+from .nn.layers import CELLS
+from .optim import OPTIMIZERS, SCHEDULES, global_norm, lr_at, make_optimizer
+from .plots import plot_losses
+from .sample import generate, model_from_arrays, nll_sum
+
+LN2 = math.log(2)
+EVAL_STREAMS, EVAL_SEQ = 64, 256        # evaluation batch: up to 64 streams, 256 steps a call
+
+
+# ---------------------------------------------------------------- configuration
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in every checkpoint)."""
+
+    # data
+    corpus: list[str] = field(default_factory=list)   # files, concatenated; [] = default corpus
+    corpus_name: str = ""
+    encoding: str = "utf-8"            # utf-8 | bytes
+    val_fraction: float = 0.1          # the last fraction of the text (by position)
+    # model
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64                    # 0 = one-hot input
+    dropout: float = 0.0               # between layers
+    learn_h0: bool = False
+    dtype: str = "float32"
+    # batches
+    batch: int = 32                    # N streams
+    seq_len: int = 128                 # T steps of truncated BPTT
+    # optimizer
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    momentum: float = 0.9
+    rho: float = 0.9
+    eps: float = 1e-8
+    weight_decay: float | None = None  # None: the optimizer's own default (AdamW 0.01, Adam 0)
+    # schedule
+    schedule: str = "cosine"           # constant | step | cosine
+    warmup: int = 100
+    min_lr_ratio: float = 0.1          # cosine ends at lr * min_lr_ratio
+    decay_every: int = 1000            # step schedule: lr *= decay_gamma every decay_every steps
+    decay_gamma: float = 0.5
+    # clipping
+    clip_norm: float = 5.0             # 0 = off
+    clip_value: float = 0.0            # 0 = off
+    # budget
+    max_steps: int = 0                 # 0 = no step limit
+    max_minutes: float = 0.0           # 0 = no time limit
+    # evaluation and output
+    eval_every: int = 200
+    eval_chars: int = 200_000          # validation characters per evaluation (0 = all)
+    sample_chars: int = 300            # characters sampled at each evaluation (0 = none)
+    sample_temperature: float = 0.8
+    # divergence
+    max_rollbacks: int = 5             # consecutive rollbacks before giving up
+    rollback_lr_factor: float = 0.5
+    snapshot_every: int = 50
+    seed: int = 0
+
+    def model_config(self, vocab_size: int) -> LMConfig:
+        return LMConfig(vocab_size=vocab_size, hidden=self.hidden, layers=self.layers,
+                        cell=self.cell, embed=self.embed, dropout=self.dropout,
+                        learn_h0=self.learn_h0, dtype=self.dtype)
+
+    @property
+    def time_budgeted(self) -> bool:
+        """True when the schedule runs on wall-clock time (a time limit and no step limit)."""
+        return self.max_steps == 0 and self.max_minutes > 0
+
+    def validate(self) -> TrainConfig:
+        def bad(name, rule):
+            value = getattr(self, name)
+            raise ValueError(f"--{name.replace('_', '-')} is {value!r}; {rule}")
+
+        choices = {"cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS),
+                   "schedule": list(SCHEDULES), "encoding": list(ENCODINGS),
+                   "dtype": ["float32", "float64"]}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                bad(name, f"use one of {allowed}")
+        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every"):
+            if getattr(self, name) < 1:
+                bad(name, "it must be at least 1")
+        for name in ("embed", "warmup", "max_steps", "eval_chars", "sample_chars",
+                     "max_rollbacks", "decay_every"):
+            if getattr(self, name) < 0:
+                bad(name, "it must be 0 or more")
+        for name in ("clip_norm", "clip_value", "max_minutes"):
+            if not getattr(self, name) >= 0:
+                bad(name, "it must be 0 (off) or positive")
+        for name in ("lr", "eps", "sample_temperature"):
+            if not getattr(self, name) > 0:
+                bad(name, "it must be positive")
+        if not 0 <= self.dropout < 1:
+            bad("dropout", "it must be in [0, 1)")
+        if self.dropout > 0 and self.layers < 2:
+            bad("dropout", "dropout acts between layers; use --layers 2 or more")
+        if not 0 < self.val_fraction < 1:
+            bad("val_fraction", "it must be in (0, 1)")
+        for name in ("beta1", "beta2", "momentum", "rho", "min_lr_ratio"):
+            if not 0 <= getattr(self, name) <= 1:
+                bad(name, "it must be in [0, 1]")
+        if not 0 < self.rollback_lr_factor < 1:
+            bad("rollback_lr_factor", "it must be in (0, 1)")
+        if not 0 < self.decay_gamma <= 1:
+            bad("decay_gamma", "it must be in (0, 1]")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            bad("weight_decay", "it must be 0 or more")
+        if self.schedule == "cosine" and self.max_steps == 0 and self.max_minutes == 0:
+            raise ValueError("the cosine schedule needs an end: give --max-steps or --max-minutes "
+                             "(or --schedule constant to train until interrupted)")
+        return self
+
+    def optimizer_kwargs(self) -> dict:
+        name = self.optimizer
+        kw: dict = {}
+        if name == "momentum":
+            kw = {"mu": self.momentum}
+        elif name == "adagrad":
+            kw = {"eps": self.eps}
+        elif name == "rmsprop":
+            kw = {"rho": self.rho, "eps": self.eps}
+        elif name in ("adam", "adamw"):
+            kw = {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+            if self.weight_decay is not None:
+                kw["weight_decay"] = self.weight_decay
+        return kw
+
+
+# Presets fill in options the user did not give. "default" is the main job (`bptt train`),
+# "shakespeare" the 30-minute tiny-shakespeare target, "tiny" a seconds-long smoke run.
+PRESETS: dict[str, dict] = {
+    "default": dict(cell="lstm", layers=2, hidden=256, embed=64, dropout=0.0, batch=32,
+                    seq_len=128, optimizer="adam", lr=3e-3, schedule="cosine", warmup=100,
+                    min_lr_ratio=0.05, clip_norm=5.0, max_minutes=7.0, eval_every=250,
+                    eval_chars=100_000, sample_chars=300),
+    "shakespeare": dict(cell="lstm", layers=2, hidden=512, embed=64, dropout=0.2, batch=32,
+                        seq_len=128, optimizer="adam", lr=2e-3, schedule="cosine", warmup=200,
+                        min_lr_ratio=0.02, clip_norm=5.0, max_minutes=30.0, eval_every=250,
+                        eval_chars=0, sample_chars=300),
+    "tiny": dict(cell="lstm", layers=1, hidden=32, embed=16, dropout=0.0, batch=4, seq_len=16,
+                 optimizer="adam", lr=1e-2, schedule="cosine", warmup=5, max_steps=60,
+                 eval_every=20, eval_chars=2000, sample_chars=80),
+}
+RESUME_OVERRIDABLE = ("max_steps", "max_minutes", "eval_every", "eval_chars", "sample_chars",
+                      "sample_temperature", "max_rollbacks")
+
+
+def config_from_preset(preset: str, **given) -> TrainConfig:
+    """TrainConfig from the named preset, with the given (non-None) options on top."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {sorted(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(given) - fields
+    if unknown:
+        raise TypeError(f"unknown options {sorted(unknown)}")
+    values = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    return TrainConfig(**values).validate()
+
+
+def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
+    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction.
+
+    Every schedule starts with a linear warmup over ``warmup`` steps. A time-budgeted cosine
+    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used.
+    """
+    base, low = cfg.lr, cfg.lr * cfg.min_lr_ratio
+    if cfg.warmup and step < cfg.warmup:
+        return base * (step + 1) / cfg.warmup
+    if cfg.schedule == "cosine" and cfg.time_budgeted:
+        frac = min(max(time_frac, 0.0), 1.0)
+        return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * frac))
+    return lr_at(cfg.schedule, base, step, total=cfg.max_steps, warmup=cfg.warmup,
+                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=low)
+
+
+# ---------------------------------------------------------------- run state
+
+@dataclass
+class Counters:
+    """Where a run is; saved in every checkpoint so that a resumed run continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    cursor: int = 0                    # batch index within the epoch
+    chars: int = 0                     # training characters consumed
+    lr_scale: float = 1.0              # product of rollback reductions
+    rollbacks: int = 0
+    fails_in_row: int = 0
+    elapsed_s: float = 0.0             # wall-clock seconds, evaluations included
+    train_s: float = 0.0               # seconds inside training steps
+    best_val: float | None = None
+    best_step: int | None = None
+    last_eval_step: int = -1
+    # since the last evaluation
+    i_loss: float = 0.0
+    i_steps: int = 0
+    i_norm: float = 0.0
+    i_norm_max: float = 0.0
+    i_clipped: int = 0
+    i_values: int = 0
+    i_chars: int = 0
+    i_train_s: float = 0.0
+
+    def reset_interval(self) -> None:
+        self.i_loss = self.i_norm = self.i_norm_max = self.i_train_s = 0.0
+        self.i_steps = self.i_clipped = self.i_values = self.i_chars = 0
+
+
+@dataclass
+class Result:
+    status: int                        # 0 done, 1 diverged, 130 interrupted
+    message: str
+    run_dir: Path
+    step: int
+    best_val: float | None
+
+
+def _state_arrays(state: list | None) -> dict[str, np.ndarray]:
+    out = {}
+    for k, (h, c) in enumerate(state or []):
+        out[f"state/{k}/h"] = h
+        if c is not None:
+            out[f"state/{k}/c"] = c
+    return out
+
+
+def _state_from_arrays(arrays: dict, layers: int) -> list | None:
+    if "state/0/h" not in arrays:
+        return None
+    return [(arrays[f"state/{k}/h"].copy(),
+             arrays[f"state/{k}/c"].copy() if f"state/{k}/c" in arrays else None)
+            for k in range(layers)]
+
+
+def _copy_state(state: list | None) -> list | None:
+    if state is None:
+        return None
+    return [(h.copy(), None if c is None else c.copy()) for h, c in state]
+
+
+def evaluate(model: LanguageModel, ids: np.ndarray, max_chars: int = 0) -> float:
+    """Mean nats per character of ``ids`` (the first ``max_chars`` if > 0), state carried."""
+    if max_chars:
+        ids = ids[:max_chars]
+    total, count, state = 0.0, 0, None
+    for x, y in eval_chunks(ids, EVAL_STREAMS, EVAL_SEQ):
+        scores, state = model.logits(x, state)
+        total += nll_sum(scores, y)
+        count += y.size
+    return total / count
+
+
+def fmt_duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def fmt_rate(r: float) -> str:
+    return f"{r / 1000:.1f}k" if r >= 1000 else f"{r:.0f}"
+
+
+# ---------------------------------------------------------------- the trainer
+
+class Trainer:
+    """One run: its directory, data, model, optimizer and counters."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, console: Console, corpus, model,
+                 opt, opt_state: dict, rng: np.random.Generator, counters: Counters,
+                 carried: list | None):
+        self.cfg, self.run_dir, self.console = cfg, run_dir, console
+        self.corpus, self.model, self.opt, self.opt_state = corpus, model, opt, opt_state
+        self.rng, self.c, self.carried = rng, counters, carried
+        self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
+        if len(self.val_ids) < 2:
+            raise CorpusError(f"the validation split has {len(self.val_ids)} characters; use a "
+                              f"longer text or a larger --val-fraction")
+        self.batcher = StreamBatcher(self.train_ids, cfg.batch, cfg.seq_len)
+        self.records = self._read_metrics()
+        self._snap = None
+        self._last_eval_s = 0.0
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, run_dir: str | os.PathLike | None, console: Console,
+              overwrite: bool = False) -> Trainer:
+        """A fresh run in ``run_dir`` (which must not hold a checkpoint unless ``overwrite``;
+        None: ``runs/<corpus>-<date>-<time>``). An empty ``cfg.corpus`` means the default
+        corpus."""
+        cfg.validate()
+        notes = resolve_corpus(cfg, console)
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+        if (run_dir / "last.json").exists():
+            if not overwrite:
+                raise ValueError(f"{run_dir} already holds a run; continue it with "
+                                 f"bptt train --resume {run_dir}, or pass --overwrite to start "
+                                 f"over")
+            for name in ("checkpoints",):
+                shutil.rmtree(run_dir / name, ignore_errors=True)
+            for name in ("last.json", "best.json", "metrics.jsonl", "samples.txt", "train.log",
+                         "loss.png", "config.json", "corpus.npy", "corpus.json"):
+                (run_dir / name).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "samples.txt", "train.log"):
+            (run_dir / name).unlink(missing_ok=True)
+        console.log_path = run_dir / "train.log"
+        for line in notes:
+            console.info(line)
+        corpus = prepare_corpus(cfg.corpus, run_dir / "corpus.npy", cfg.encoding)
+        atomic_write_text(run_dir / "corpus.json", dumps(corpus.meta()))
+        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
+        model = LanguageModel(cfg.model_config(corpus.vocab.size), np.random.default_rng(seeds[0]))
+        opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
+        trainer = cls(cfg, run_dir, console, corpus, model, opt, opt.init(model.params),
+                      np.random.default_rng(seeds[1]), Counters(), None)
+        atomic_write_text(run_dir / "config.json", dumps(
+            {"train": asdict(cfg), "model": model.config.to_dict(),
+             "parameters": trainer.n_params, "bptt_version": __version__}))
+        trainer.save()                        # step 0: there is always a good checkpoint
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike, console: Console,
+               overrides: dict | None = None) -> Trainer:
+        """Continue the run in ``run_dir`` from its last checkpoint, exactly."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "last.json").exists():
+            raise CheckpointError(f"{run_dir} holds no checkpoint to resume (last.json missing)")
+        meta, arrays, jpath = load_checkpoint(run_dir, "last")
+        cfg = TrainConfig(**meta["train"])
+        for k, v in (overrides or {}).items():
+            if v is None:
+                continue
+            if k not in RESUME_OVERRIDABLE:
+                if getattr(cfg, k) != v:
+                    raise ValueError(f"--{k.replace('_', '-')} cannot change when resuming (the "
+                                     f"run has {getattr(cfg, k)!r}); start a new run instead")
+                continue
+            setattr(cfg, k, v)
+        cfg.validate()
+        console.log_path = run_dir / "train.log"
+        try:
+            cmeta = json.loads((run_dir / "corpus.json").read_text())
+        except (OSError, ValueError):
+            raise CorpusError(f"{run_dir}/corpus.json is missing or damaged") from None
+        corpus = load_encoded(run_dir / "corpus.npy", cmeta)
+        if corpus.vocab.to_json() != meta["vocab"]:
+            raise CheckpointError(f"{run_dir}: the encoded corpus does not match the checkpoint's "
+                                  f"vocabulary")
+        model = model_from_arrays(meta, arrays, str(jpath))
+        opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
+        opt_state = opt.init(model.params)
+        opt_state["step"] = int(meta["optimizer"]["step"])
+        for name, slots in opt_state["slots"].items():
+            for s in slots:
+                slots[s][...] = arrays[f"opt/{name}/{s}"]
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = meta["rng"]
+        counters = Counters(**meta["counters"])
+        carried = _state_from_arrays(arrays, cfg.layers)
+        trainer = cls(cfg, run_dir, console, corpus, model, opt, opt_state, rng, counters,
+                      carried)
+        trainer.records = [r for r in trainer.records if r["step"] <= counters.step]
+        trainer._rewrite_metrics()
+        return trainer
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.model.params.values()))
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
+        for name, slots in self.opt_state["slots"].items():
+            for s, a in slots.items():
+                arrays[f"opt/{name}/{s}"] = a
+        arrays.update(_state_arrays(self.carried))
+        return arrays
+
+    def save(self, best: bool = False) -> None:
+        meta = {"step": self.c.step, "saved_at": datetime.now().isoformat(timespec="seconds"),
+                "bptt_version": __version__, "model": self.model.config.to_dict(),
+                "vocab": self.corpus.vocab.to_json(), "train": asdict(self.cfg),
+                "optimizer": {"name": self.cfg.optimizer, "step": int(self.opt_state["step"]),
+                              "hyper": self.cfg.optimizer_kwargs()},
+                "counters": asdict(self.c), "rng": self.rng.bit_generator.state,
+                "metrics": self.records[-1] if self.records else None}
+        save_checkpoint(self.run_dir, self._arrays(), meta, best=best)
+
+    # ------------------------------------------------------------ metrics
+
+    def _read_metrics(self) -> list[dict]:
+        p = self.run_dir / "metrics.jsonl"
+        if not p.exists():
+            return []
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                break                         # a torn last line from a kill
+        return out
+
+    def _rewrite_metrics(self) -> None:
+        atomic_write_text(self.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in self.records))
+
+    # ------------------------------------------------------------ rollback
+
+    def _snapshot(self) -> None:
+        self._snap = ({k: v.copy() for k, v in self.model.params.items()},
+                      copy.deepcopy(self.opt_state), _copy_state(self.carried),
+                      dataclasses.replace(self.c), copy.deepcopy(self.rng.bit_generator.state))
+
+    def _rollback(self, why: str) -> bool:
+        """Restore the last snapshot with a lower learning rate; False when giving up."""
+        params, opt_state, carried, c, rng_state = self._snap
+        bad_step = self.c.step
+        lr_scale = self.c.lr_scale * self.cfg.rollback_lr_factor
+        fails, rollbacks = self.c.fails_in_row + 1, self.c.rollbacks + 1
+        elapsed, train_s = self.c.elapsed_s, self.c.train_s
+        if fails > self.cfg.max_rollbacks:
+            return False
+        for k, v in params.items():
+            self.model.params[k][...] = v
+        self.opt_state = copy.deepcopy(opt_state)
+        self.carried = _copy_state(carried)
+        self.c = dataclasses.replace(c, lr_scale=lr_scale, fails_in_row=fails,
+                                     rollbacks=rollbacks, elapsed_s=elapsed, train_s=train_s)
+        self.rng.bit_generator.state = copy.deepcopy(rng_state)
+        self.console.warn(f"{why} at step {bad_step}: rolled back to step {c.step} and lowered "
+                          f"the learning rate to {lr_scale:g} x schedule (rollback {fails} of "
+                          f"at most {self.cfg.max_rollbacks} in a row)")
+        return True
+
+    # ------------------------------------------------------------ the loop
+
+    def _time_frac(self, elapsed: float) -> float:
+        return elapsed / (self.cfg.max_minutes * 60) if self.cfg.max_minutes else 0.0
+
+    def _step(self, lr: float) -> str | None:
+        """One training step; returns why it failed (non-finite) or None."""
+        cfg, c = self.cfg, self.c
+        if c.cursor == 0:
+            self.carried = None                # wrap: every stream starts again, state reset
+        x, y = self.batcher.batch(c.cursor)
+        loss, grads, final = self.model.loss_and_state(
+            x, y, state=self.carried, train=cfg.dropout > 0, rng=self.rng)
+        norm = global_norm(grads)
+        if not math.isfinite(loss):
+            return "non-finite loss"
+        if not math.isfinite(norm):
+            return "non-finite gradient"
+        clip_n = 0
+        if cfg.clip_value:
+            for g in grads.values():
+                clip_n += int(np.count_nonzero(np.abs(g) > cfg.clip_value))
+                np.clip(g, -cfg.clip_value, cfg.clip_value, out=g)
+        fired = False
+        if cfg.clip_norm:
+            n2 = global_norm(grads) if clip_n else norm
+            if n2 > cfg.clip_norm:
+                scale = cfg.clip_norm / n2
+                for g in grads.values():
+                    g *= scale
+                fired = True
+        self.opt.update(self.model.params, grads, self.opt_state, lr)
+        self.carried = _copy_state(final)
+        T = x.shape[1]
+        c.step += 1
+        c.cursor += 1
+        if c.cursor == self.batcher.steps_per_epoch:
+            c.cursor, c.epoch = 0, c.epoch + 1
+        c.chars += x.size
+        self._loss = loss / T
+        c.i_loss += loss / T
+        c.i_steps += 1
+        c.i_norm += norm
+        c.i_norm_max = max(c.i_norm_max, norm)
+        c.i_clipped += int(fired or clip_n > 0)
+        c.i_values += clip_n
+        c.i_chars += x.size
+        return None
+
+    def _evaluate_and_report(self, lr: float) -> None:
+        cfg, c = self.cfg, self.c
+        t0 = time.perf_counter()
+        val = evaluate(self.model, self.val_ids, cfg.eval_chars)
+        rec = {"step": c.step, "epoch": round(c.epoch + c.cursor / self.batcher.steps_per_epoch,
+                                              4),
+               "chars": c.chars,
+               "train_loss": c.i_loss / c.i_steps if c.i_steps else None,
+               "val_loss": val, "val_bits": val / LN2, "lr": lr,
+               "grad_norm": c.i_norm / c.i_steps if c.i_steps else None,
+               "grad_norm_max": c.i_norm_max if c.i_steps else None,
+               "clip_rate": c.i_clipped / c.i_steps if c.i_steps else None,
+               "clipped_values": c.i_values,
+               "chars_per_s": c.i_chars / c.i_train_s if c.i_train_s else None,
+               "rollbacks": c.rollbacks}
+        best = c.best_val is None or val < c.best_val
+        if best:
+            c.best_val, c.best_step = val, c.step
+        sample = ""
+        if cfg.sample_chars:
+            srng = np.random.default_rng([cfg.seed, 2, c.step])
+            sample, _ = generate(self.model, self.corpus.vocab, cfg.sample_chars, srng,
+                                 temperature=cfg.sample_temperature)
+        c.last_eval_step = c.step
+        c.reset_interval()
+        self._last_eval_s = time.perf_counter() - t0
+        c.elapsed_s += self._last_eval_s
+        self._t_mark += self._last_eval_s
+        rec["elapsed_s"] = round(c.elapsed_s, 3)
+        self.records.append(rec)
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(dumps_safe(rec)) + "\n")
+        if sample:
+            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
+                f.write(f"=== step {c.step}, val {val:.3f} nats/char, temperature "
+                        f"{cfg.sample_temperature} ===\n{sample}\n\n")
+        plot_losses(self.records, self.run_dir / "loss.png",
+                    f"{cfg.corpus_name}: {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}")
+        self.save(best=best)
+        tl = rec["train_loss"]
+        parts = [f"step {c.step}" + (f"/{cfg.max_steps}" if cfg.max_steps else ""),
+                 f"epoch {rec['epoch']:.2f}",
+                 f"train {tl:.3f}" if tl is not None else "train -",
+                 f"val {val:.3f} nats/char = {val / LN2:.3f} bits/char" + (" *" if best else ""),
+                 f"lr {lr:.2e}"]
+        if rec["grad_norm"] is not None:
+            parts.append(f"|g| {rec['grad_norm']:.2f} (clipped {100 * rec['clip_rate']:.0f}%)")
+        if rec["chars_per_s"]:
+            parts.append(f"{fmt_rate(rec['chars_per_s'])} chars/s")
+        parts.append(fmt_duration(c.elapsed_s))
+        self.console.info(" | ".join(parts))
+        if sample:
+            self.console.info(f"--- sample at step {c.step} ---\n{sample}\n---")
+
+    def describe(self) -> None:
+        cfg, c, corpus = self.cfg, self.c, self.corpus
+        n = len(corpus.ids)
+        kind = "symbols (bytes)" if cfg.encoding == "bytes" else "characters"
+        self.console.info(f"data: {n:,} {kind}, {corpus.vocab.size} distinct; train "
+                          f"{len(self.train_ids):,} / validation {len(self.val_ids):,}; "
+                          f"{self.batcher.steps_per_epoch} steps per epoch")
+        inp = f"embedding {cfg.embed}" if cfg.embed else "one-hot input"
+        drop = f", dropout {cfg.dropout}" if cfg.dropout else ""
+        self.console.info(f"model: {cfg.layers}-layer {cfg.cell.upper()}, hidden {cfg.hidden}, "
+                          f"{inp}{drop}, {self.n_params:,} parameters, {cfg.dtype}")
+        if cfg.max_steps:
+            budget = f"{cfg.max_steps} steps"
+            if cfg.max_minutes:
+                budget += f" (at most {cfg.max_minutes:g} min)"
+        elif cfg.max_minutes:
+            budget = f"{cfg.max_minutes:g} minutes"
+        else:
+            budget = "until interrupted"
+        clip = []
+        if cfg.clip_norm:
+            clip.append(f"global norm {cfg.clip_norm:g}")
+        if cfg.clip_value:
+            clip.append(f"value {cfg.clip_value:g}")
+        self.console.info(f"training: {cfg.optimizer} lr {cfg.lr:g}, {cfg.schedule} schedule "
+                          f"(warmup {cfg.warmup}), clipping {', '.join(clip) or 'off'}, batch "
+                          f"{cfg.batch} x {cfg.seq_len} steps, {budget}, seed {cfg.seed}")
+        if c.step:
+            self.console.info(f"resuming at step {c.step} ({fmt_duration(c.elapsed_s)} "
+                              f"elapsed)")
+        self.console.info(f"run directory: {self.run_dir}")
+
+    def _should_stop(self, stop_at: int | None) -> str | None:
+        cfg, c = self.cfg, self.c
+        if cfg.max_steps and c.step >= cfg.max_steps:
+            return "done"
+        if stop_at is not None and c.step >= stop_at:
+            return "stop-at"
+        if cfg.max_minutes:
+            reserve = self._last_eval_s + 1.0         # room for the final evaluation
+            if self._elapsed() + reserve >= cfg.max_minutes * 60:
+                return "done" if cfg.time_budgeted else "time"
+        return None
+
+    def _elapsed(self) -> float:
+        return self.c.elapsed_s + (time.perf_counter() - self._t_mark)
+
+    def run(self, stop_at: int | None = None) -> Result:
+        """Train until the budget is used (or ``stop_at`` steps, or Ctrl-C); always leaves a
+        checkpoint of the last good state.
+
+        The first Ctrl-C stops after the current step and saves a checkpoint (resume it with
+        ``Trainer.resume``); a second one aborts at once, leaving the previous checkpoint.
+        """
+        cfg, con = self.cfg, self.console
+        self.describe()
+        self._t_mark = time.perf_counter()
+        self._snapshot()
+        if cfg.time_budgeted:
+            con.open_bar(cfg.max_minutes * 60, initial=self.c.elapsed_s, unit="s")
+        else:
+            con.open_bar(cfg.max_steps or None, initial=self.c.step, unit="step")
+        ema, why, rate = None, None, 0.0
+        with _GracefulInterrupt(con) as interrupt:
+            while (why := self._should_stop(stop_at)) is None:
+                if interrupt.requested:
+                    why = "interrupted"
+                    break
+                c = self.c
+                lr = learning_rate(cfg, c.step, self._time_frac(self._elapsed())) * c.lr_scale
+                t0 = time.perf_counter()
+                fail = self._step(lr)
+                dt = time.perf_counter() - t0
+                if fail is not None:
+                    if not self._rollback(fail):
+                        why = "diverged"
+                        break
+                    continue
+                c = self.c
+                c.train_s += dt
+                c.i_train_s += dt
+                if c.step % cfg.snapshot_every == 0:
+                    c.fails_in_row = 0
+                    self._snapshot()
+                ema = self._loss if ema is None else 0.95 * ema + 0.05 * self._loss
+                if c.step % cfg.eval_every == 0:
+                    self._sync_clock()
+                    self._evaluate_and_report(lr)
+                if c.i_train_s:
+                    rate = c.i_chars / c.i_train_s
+                n = self._elapsed() if cfg.time_budgeted else c.step
+                con.update_bar(n, f"step {c.step}, loss {ema:.3f}, {fmt_rate(rate)} chars/s, "
+                                  f"lr {lr:.1e}")
+            con.close_bar()
+            self._sync_clock()
+            return self._finish(why, stop_at)
+
+    def _sync_clock(self) -> None:
+        self.c.elapsed_s = self._elapsed()
+        self._t_mark = time.perf_counter()
+
+    def _finish(self, why: str, stop_at: int | None) -> Result:
+        c, con = self.c, self.console
+        if why == "diverged":
+            msg = (f"training diverged {self.cfg.max_rollbacks + 1} times in a row (last at step "
+                   f"{c.step}, learning rate scaled by {c.lr_scale:g}); stopped. The last good "
+                   f"checkpoint is intact: {self.run_dir / 'last.json'} (step "
+                   f"{self._saved_step()}). Try a lower --lr, --clip-norm 1, or a smaller model")
+            con.close_bar()
+            return Result(1, msg, self.run_dir, c.step, c.best_val)
+        if why == "done":
+            if c.last_eval_step != c.step:
+                lr = learning_rate(self.cfg, max(c.step - 1, 0), 1.0) * c.lr_scale
+                self._evaluate_and_report(lr)
+            msg = (f"done: {c.step} steps in {fmt_duration(c.elapsed_s)}; best validation "
+                   f"{c.best_val:.3f} nats/char ({c.best_val / LN2:.3f} bits/char) at step "
+                   f"{c.best_step}. Sample with: bptt sample {self.run_dir}")
+            con.info(msg)
+            return Result(0, msg, self.run_dir, c.step, c.best_val)
+        self.save()
+        reason = {"time": "the time limit (--max-minutes)", "stop-at": f"--stop-at {stop_at}",
+                  "interrupted": "Ctrl-C"}[why]
+        msg = (f"stopped at step {c.step} by {reason}; checkpoint saved. Continue with: "
+               f"bptt train --resume {self.run_dir}")
+        con.info(msg)
+        return Result(130 if why == "interrupted" else 0, msg, self.run_dir, c.step, c.best_val)
+
+    def _saved_step(self) -> int:
+        try:
+            return int(json.loads((self.run_dir / "last.json").read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            return -1
+
+
+class _GracefulInterrupt:
+    """Within the block, the first SIGINT only sets ``requested``; a second one raises
+    KeyboardInterrupt as usual. Does nothing outside the main thread."""
+
+    def __init__(self, console: Console):
+        self.console, self.requested, self._old = console, False, None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.console.warn("stopping after this step to save a checkpoint (Ctrl-C again to "
+                          "abort without saving)")
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:                    # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def resolve_corpus(cfg: TrainConfig, console: Console) -> list[str]:
+    """Fill in ``cfg.corpus`` (the default corpus when empty) and ``cfg.corpus_name``; returns
+    lines describing the corpus."""
+    if not cfg.corpus:
+        dc = default_corpus()
+        if dc.fallback:
+            console.warn(f"the default corpus, Shakespeare's plays, is not installed "
+                         f"({SHAKESPEARE_HINT}); training on {dc.description} instead")
+        cfg.corpus, cfg.corpus_name = dc.paths, cfg.corpus_name or dc.name
+        return [f"corpus: {dc.description}"]
+    cfg.corpus = [str(p) for p in cfg.corpus]
+    cfg.corpus_name = cfg.corpus_name or Path(cfg.corpus[0]).stem
+    more = f" and {len(cfg.corpus) - 1} more file(s)" if len(cfg.corpus) > 1 else ""
+    return [f"corpus: {cfg.corpus[0]}{more}"]
+
+
+def dumps_safe(rec: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in rec.items()}
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    name = cfg.corpus_name or (Path(cfg.corpus[0]).stem if cfg.corpus else "default")
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
