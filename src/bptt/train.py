@@ -493,13 +493,23 @@ class Trainer:
         return elapsed / (self.cfg.max_minutes * 60) if self.cfg.max_minutes else 0.0
 
     def _step(self, lr: float) -> str | None:
-        """One training step; returns why it failed (non-finite) or None."""
+        """One training step; returns why it failed (non-finite) or None. NumPy's overflow
+        warnings are silenced here: non-finite values are detected and handled explicitly."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._step_unchecked(lr)
+
+    def _step_unchecked(self, lr: float) -> str | None:
         cfg, c = self.cfg, self.c
         if c.cursor == 0:
             self.carried = None                # wrap: every stream starts again, state reset
         x, y = self.batcher.batch(c.cursor)
-        loss, grads, final = self.model.loss_and_state(
-            x, y, state=self.carried, train=cfg.dropout > 0, rng=self.rng)
+        try:
+            loss, grads, final = self.model.loss_and_state(
+                x, y, state=self.carried, train=cfg.dropout > 0, rng=self.rng)
+        except ValueError as e:                # the engine refuses NaN / inf activations
+            if "NaN or inf" in str(e):
+                return "non-finite values inside the model"
+            raise
         norm = global_norm(grads)
         if not math.isfinite(loss):
             return "non-finite loss"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 ENCODINGS = ("utf-8", "bytes")
-CHUNK_BYTES = 1 << 24            # bytes read per chunk (16 MiB)
+CHUNK_BYTES = 1 << 22            # bytes read per chunk (4 MiB)
 BINARY_SNIFF = 8000              # a NUL byte in the first this-many bytes means "binary" (as git)
 
 
@@ -95,9 +95,11 @@ class Vocab:
     def lookup(self, cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Symbols (any unsigned int array) -> (ids int64, known bool), ids 0 where unknown."""
         sym = self._array
-        idx = np.minimum(np.searchsorted(sym, cps), sym.size - 1)
+        idx = np.searchsorted(sym, cps)                        # int64, in place from here on
+        np.minimum(idx, sym.size - 1, out=idx)
         known = sym[idx] == cps
-        return np.where(known, idx, 0).astype(np.int64), known
+        idx[~known] = 0
+        return idx, known
 
     def symbols_of(self, text: str) -> np.ndarray:
         """The symbols of ``text``: its code points, or its UTF-8 bytes in byte mode."""
@@ -245,7 +247,8 @@ def _ids_of(vocab: Vocab, cps: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 
 def _byte_lut(vocab: Vocab) -> np.ndarray:
-    lut = np.full(256, -1, dtype=np.int64)
+    """Byte value -> id (-1 where the byte is not a symbol), int16 to keep chunks small."""
+    lut = np.full(256, -1, dtype=np.int16)
     for k, s in enumerate(vocab.symbols):
         if s < 256:
             lut[s] = k
