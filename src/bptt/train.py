@@ -8,7 +8,8 @@ checkpoints and exact resume.
 One step (truncated BPTT over N contiguous streams of T steps, see ``data.StreamBatcher``):
 
     loss, grads, state = model.loss_and_state(x, y, state=carried)   # state carried between
-    norm = global norm of grads (logged before clipping)              # batches, reset at wrap
+    loss, grads /= T: nats per character, the mean over N and T       # batches, reset at wrap
+    norm = global norm of grads (logged before clipping)
     non-finite loss or norm -> roll back to the last snapshot, lr *= rollback factor
     clip by value, then by global norm; optimizer update with the scheduled lr
 
@@ -510,6 +511,10 @@ class Trainer:
             if "NaN or inf" in str(e):
                 return "non-finite values inside the model"
             raise
+        T = x.shape[1]
+        loss /= T                              # nats per character: the mean over N and T,
+        for g in grads.values():               # so clipping thresholds mean what they mean in
+            g *= 1.0 / T                       # char-rnn and PyTorch (mean cross-entropy)
         norm = global_norm(grads)
         if not math.isfinite(loss):
             return "non-finite loss"
@@ -530,14 +535,13 @@ class Trainer:
                 fired = True
         self.opt.update(self.model.params, grads, self.opt_state, lr)
         self.carried = _copy_state(final)
-        T = x.shape[1]
         c.step += 1
         c.cursor += 1
         if c.cursor == self.batcher.steps_per_epoch:
             c.cursor, c.epoch = 0, c.epoch + 1
         c.chars += x.size
-        self._loss = loss / T
-        c.i_loss += loss / T
+        self._loss = loss
+        c.i_loss += loss
         c.i_steps += 1
         c.i_norm += norm
         c.i_norm_max = max(c.i_norm_max, norm)
