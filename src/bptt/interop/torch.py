@@ -241,8 +241,8 @@ def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
                 arr = found[(kind, k, rev)]
                 name = prefix + _key(kind, k, rev)
                 if arr.shape != want[kind] or min(want[kind]) < 1:
-                    _fail(fn, f"{name!r} has shape {tuple(arr.shape)}; a {cell} stack with "
-                              f"H = {H} needs {want[kind]}")
+                    _fail(fn, f"{name!r} has shape {tuple(arr.shape)}; {cell} layers with "
+                              f"H = {H} need {want[kind]}")
                 if arr.dtype != dtype:
                     _fail(fn, f"{name!r} has dtype {arr.dtype} but weight_hh_l0 has {dtype}; "
                               f"use one dtype")
