@@ -331,7 +331,8 @@ def test_lstm_sequence_shapes_dtypes_and_held_state(N, T, D, H, dtype, masked, s
                                                p["b"], mask=mask)
     assert h.shape == (N, T, H) and h.dtype == dtype
     assert c_last.shape == (N, H) and c_last.dtype == dtype
-    assert np.all(np.abs(h) <= 1.0)
+    valid = np.ones((N, T), dtype=bool) if mask is None else mask
+    assert np.all(np.abs(h[valid]) <= 1.0)           # a held leading step still shows h0
     grads = lstm_backward_with_state(randn(rng, N, T, H, dtype=dtype),
                                      randn(rng, N, H, dtype=dtype), cache)
     shapes = [(N, T, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,)]
@@ -344,3 +345,27 @@ def test_lstm_sequence_shapes_dtypes_and_held_state(N, T, D, H, dtype, masked, s
         last = T - 1 - np.argmax(mask[:, ::-1], axis=1)             # each row's last valid step
         np.testing.assert_array_equal(h[:, -1], h[np.arange(N), last])
         assert np.all(grads[0][~mask] == 0.0)
+
+
+@pytest.mark.parametrize("N,T,H", [(2, 3, 4), (1, 3, 1), (3, 1, 1)])
+def test_lstm_backward_unaffected_by_in_place_edits_of_outputs_and_inputs(N, T, H):
+    """The caller owns what forward returns and what it passed in: editing those arrays in place
+    after the forward (dropout on h, reusing buffers) must not change the backward, and neither
+    forward nor backward may modify its arguments."""
+    rng = np.random.default_rng(195 + N + T + H)
+    p = problem(rng, "lstm", N, T, 3, H)
+    dh, dc_last = randn(rng, N, T, H), randn(rng, N, H)
+    saved = {k: v.copy() for k, v in p.items()}
+    dh_saved = dh.copy()
+    h, c_last, cache = seq_forward("lstm", p, None)
+    ref = seq_backward("lstm", dh, dc_last, cache)
+    for k, v in saved.items():
+        np.testing.assert_array_equal(p[k], v, err_msg=f"forward/backward modified {k}")
+    np.testing.assert_array_equal(dh, dh_saved, err_msg="backward modified dh")
+
+    h, c_last, cache = seq_forward("lstm", p, None)
+    h *= 0.5                                         # e.g. dropout applied in place
+    if c_last is not None:
+        c_last *= 0.5
+    got = seq_backward("lstm", dh, dc_last, cache)
+    check("lstm backward after in-place edit of outputs", max_rel_error(got, ref), 0.0)

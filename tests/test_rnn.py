@@ -209,7 +209,8 @@ def test_rnn_sequence_shapes_dtypes_and_held_state(N, T, D, H, dtype, masked, se
         mask[np.arange(N), rng.integers(0, T, N)] = True      # every row has a valid step
     h, cache = rnn_forward(p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask=mask)
     assert h.shape == (N, T, H) and h.dtype == dtype
-    assert np.all(np.abs(h) <= 1.0)
+    valid = np.ones((N, T), dtype=bool) if mask is None else mask
+    assert np.all(np.abs(h[valid]) <= 1.0)           # a held leading step still shows h0
     grads = rnn_backward(randn(rng, N, T, H, dtype=dtype), cache)
     shapes = [(N, T, D), (N, H), (D, H), (H, H), (H,)]
     assert [g.shape for g in grads] == shapes
@@ -218,3 +219,27 @@ def test_rnn_sequence_shapes_dtypes_and_held_state(N, T, D, H, dtype, masked, se
         last = T - 1 - np.argmax(mask[:, ::-1], axis=1)             # each row's last valid step
         np.testing.assert_array_equal(h[:, -1], h[np.arange(N), last])
         assert np.all(grads[0][~mask] == 0.0)
+
+
+@pytest.mark.parametrize("N,T,H", [(2, 3, 4), (1, 3, 1), (3, 1, 1)])
+def test_rnn_backward_unaffected_by_in_place_edits_of_outputs_and_inputs(N, T, H):
+    """The caller owns what forward returns and what it passed in: editing those arrays in place
+    after the forward (dropout on h, reusing buffers) must not change the backward, and neither
+    forward nor backward may modify its arguments."""
+    rng = np.random.default_rng(195 + N + T + H)
+    p = problem(rng, "rnn", N, T, 3, H)
+    dh, dc_last = randn(rng, N, T, H), None
+    saved = {k: v.copy() for k, v in p.items()}
+    dh_saved = dh.copy()
+    h, c_last, cache = seq_forward("rnn", p, None)
+    ref = seq_backward("rnn", dh, dc_last, cache)
+    for k, v in saved.items():
+        np.testing.assert_array_equal(p[k], v, err_msg=f"forward/backward modified {k}")
+    np.testing.assert_array_equal(dh, dh_saved, err_msg="backward modified dh")
+
+    h, c_last, cache = seq_forward("rnn", p, None)
+    h *= 0.5                                         # e.g. dropout applied in place
+    if c_last is not None:
+        c_last *= 0.5
+    got = seq_backward("rnn", dh, dc_last, cache)
+    check("rnn backward after in-place edit of outputs", max_rel_error(got, ref), 0.0)
