@@ -17,12 +17,17 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--hide-scrollbars", "--mute-audio"]
+
+
+TRAMPOLINE = ("import os, sys; a, b = int(sys.argv[1]), int(sys.argv[2]); os.dup2(a, 3); "
+              "os.dup2(b, 4); os.close(a); os.close(b); os.execv(sys.argv[3], sys.argv[3:])")
 
 
 def chromium_path() -> str | None:
@@ -39,23 +44,23 @@ class Chromium:
         if exe is None:
             raise RuntimeError("chromium is not installed")
         self.profile = tempfile.mkdtemp(prefix="bptt-chromium-")
-        to_child_r, self._w = os.pipe()           # we write commands; chromium reads fd 3
-        self._r, from_child_w = os.pipe()         # chromium writes fd 4; we read
-
-        def fds_3_and_4():                        # runs in the child before exec
-            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
-            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        w, h = self.size
+        r, self._w = os.pipe()                    # we write commands; chromium reads fd 3
+        self._r, w = os.pipe()                    # chromium writes fd 4; we read
+        # The child's ends go above 9 (so that moving them cannot clobber each other) and a small
+        # Python trampoline puts them on fds 3 and 4 before exec'ing chromium (no preexec_fn:
+        # that is unsafe in a process with threads, such as BLAS workers).
+        child = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (r, w)]
+        for fd in (r, w):
+            os.close(fd)
+        width, height = self.size
+        args = [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+                "--remote-debugging-pipe", "about:blank"]
         self.proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={w},{h}",
-             "--remote-debugging-pipe", "about:blank"],
+            [sys.executable, "-c", TRAMPOLINE, *map(str, child), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=fds_3_and_4)
-        os.close(to_child_r)
-        os.close(from_child_w)
+            pass_fds=child)
+        for fd in child:
+            os.close(fd)
         self._buf, self._next_id, self.events = b"", 0, []
         return self
 

@@ -372,7 +372,7 @@ def _grad_norm_through_time(cell, T=60, V=8, H=24, seed=0):
     return norms[::-1]
 
 
-def _demo_report(path, steps=200, hidden=32, N=16, T=48, seed=0):
+def _demo_report(path, steps=100, hidden=32, N=16, T=48, seed=0):
     """Train a small two-layer character LSTM on this repository's source; write its report.
 
     Gradients are those of the mean loss per character, clipped to global norm 0.5.
