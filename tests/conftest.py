@@ -1,26 +1,30 @@
-"""Shared helpers: tiny corpora generated on the spot (the tests never need ../shared)."""
+"""pytest options: ``--error-report`` prints the largest measured error of each check category."""
 
-import numpy as np
+from __future__ import annotations
+
 import pytest
 
-WORDS = ["the", "king", "queen", "shall", "love", "night", "sweet", "good", "lord", "my",
-         "and", "thou", "art", "fair", "speak", "hear", "me", "now", "o", "death"]
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--error-report", action="store_true",
+                     help="print the largest measured error per check category")
 
 
-def make_text(n_chars: int, seed: int = 0) -> str:
-    """Pseudo-verse: random words, capitalised lines, punctuation; learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    out, size = [], 0
-    while size < n_chars:
-        words = [WORDS[k] for k in rng.integers(0, len(WORDS), size=rng.integers(3, 8))]
-        line = " ".join(words).capitalize() + rng.choice([",", ".", ";", "!", "?"]) + "\n"
-        out.append(line)
-        size += len(line)
-    return "".join(out)[:n_chars]
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not config.getoption("--error-report"):
+        return
+    from helpers import MEASURED
+
+    terminalreporter.section("largest measured errors")
+    for category in sorted(MEASURED):
+        terminalreporter.write_line(f"{category:55s} {MEASURED[category]:.2e}")
 
 
 @pytest.fixture
 def corpus_file(tmp_path):
+    """A 6,000-character pseudo-verse text file for the language-model tests."""
+    from corpus_text import make_text
+
     path = tmp_path / "verse.txt"
     path.write_text(make_text(6000), encoding="utf-8")
     return path

@@ -8,7 +8,7 @@ import pytest
 
 from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
-from conftest import make_text
+from corpus_text import make_text
 
 TINY = ["--preset", "tiny", "--quiet", "--max-steps", "20", "--eval-every", "10",
         "--eval-chars", "300", "--sample-chars", "30"]
@@ -134,3 +134,10 @@ def test_train_help_lists_the_option_groups(capsys):
                 "--clip-value", "--dropout", "--embed", "--optimizer", "--schedule",
                 "--encoding"):
         assert opt in out
+
+
+def test_report_of_a_trained_run_has_the_activation_heatmap(trained, capsys):
+    _, _, run = trained
+    assert main(["report", str(run), "--chars", "200"]) == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "heatmap-data" in page and "No samples were recorded" not in page

@@ -14,7 +14,7 @@ from bptt.train import Trainer, config_from_preset
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from conftest import make_text
+    from corpus_text import make_text
     d = tmp_path_factory.mktemp("sample")
     (d / "t.txt").write_text(make_text(4000), encoding="utf-8")
     cfg = config_from_preset("tiny", corpus=[str(d / "t.txt")], max_steps=20, eval_every=20,

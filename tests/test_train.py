@@ -12,7 +12,7 @@ from bptt.data import corpora
 from bptt.gradcheck import check_loss
 from bptt.nn import LanguageModel, LMConfig
 from bptt.train import Trainer, config_from_preset, learning_rate
-from conftest import make_text
+from corpus_text import make_text
 
 
 def _cfg(path, **kw):

@@ -16,6 +16,7 @@ COMMANDS = [
     "bptt.commands.sample",
     "bptt.commands.score",
     "bptt.commands.gradcheck",
+    "bptt.commands.report",
 ]
 
 

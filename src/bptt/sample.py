@@ -12,14 +12,16 @@ Sampling one symbol from scores z (V,):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data.text import CorpusError, Vocab, read_ids
+from .data.text import CorpusError, Vocab, load_encoded, read_ids
 from .functional import log_softmax
 from .nn import LanguageModel, LMConfig
 
@@ -62,6 +64,28 @@ def load(run: str | os.PathLike, which: str = "auto") -> Loaded:
         raise CheckpointError(f"{jpath}: vocabulary size {vocab.size} does not match the model's "
                               f"{model.config.vocab_size}")
     return Loaded(model, vocab, meta, str(jpath))
+
+
+def load_for_report(run_dir: str | os.PathLike, chars: int = 20_000
+                    ) -> tuple[LanguageModel, list[str], str] | None:
+    """(model, vocabulary as characters, the first ``chars`` of validation text) of a run made
+    by ``bptt train``, for ``bptt report``; None when the run has no checkpoint or no encoded
+    corpus. In byte mode each byte stands for the character of the same value (Latin-1)."""
+    run_dir = Path(run_dir)
+    if not any((run_dir / f"{w}.json").is_file() for w in ("best", "last")):
+        return None
+    try:
+        cmeta = json.loads((run_dir / "corpus.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    loaded = load(run_dir)
+    corpus = load_encoded(run_dir / "corpus.npy", cmeta)
+    _, val = corpus.split(float(loaded.meta.get("train", {}).get("val_fraction", 0.1)))
+    ids = np.asarray(val[:chars], dtype=np.int64)
+    vocab = loaded.vocab
+    chars_of = [chr(s) for s in vocab.symbols]
+    text = "".join(chars_of[i] for i in ids)
+    return loaded.model, chars_of, text
 
 
 # ---------------------------------------------------------------- sampling

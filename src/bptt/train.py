@@ -35,7 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .checkpoint import CheckpointError, atomic_write_text, dumps, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    atomic_write_text,
+    dumps,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .console import Console
 from .data.corpora import SHAKESPEARE_HINT, default_corpus
 from .data.text import (
@@ -49,7 +56,6 @@ from .data.text import (
 from .nn import LanguageModel, LMConfig
 from .nn.layers import CELLS
 from .optim import OPTIMIZERS, SCHEDULES, global_norm, lr_at, make_optimizer
-from .plots import plot_losses
 from .sample import generate, model_from_arrays, nll_sum
 
 LN2 = math.log(2)
@@ -351,11 +357,12 @@ class Trainer:
                                  f"over")
             for name in ("checkpoints",):
                 shutil.rmtree(run_dir / name, ignore_errors=True)
-            for name in ("last.json", "best.json", "metrics.jsonl", "samples.txt", "train.log",
-                         "loss.png", "config.json", "corpus.npy", "corpus.json"):
+            for name in ("last.json", "best.json", "metrics.jsonl", "samples.txt",
+                         "samples.jsonl", "train.log", "loss.png", "config.json", "corpus.npy",
+                         "corpus.json", "report.html"):
                 (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.jsonl", "samples.txt", "train.log"):
+        for name in ("metrics.jsonl", "samples.txt", "samples.jsonl", "train.log"):
             (run_dir / name).unlink(missing_ok=True)
         console.log_path = run_dir / "train.log"
         for line in notes:
@@ -457,8 +464,19 @@ class Trainer:
         return out
 
     def _rewrite_metrics(self) -> None:
+        """On resume: drop what was logged after the checkpoint (it will be logged again)."""
         atomic_write_text(self.run_dir / "metrics.jsonl",
                           "".join(json.dumps(r) + "\n" for r in self.records))
+        p = self.run_dir / "samples.jsonl"
+        if p.exists():
+            keep = []
+            for line in p.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["step"] <= self.c.step:
+                        keep.append(line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    break
+            atomic_write_text(p, "".join(keep))
 
     # ------------------------------------------------------------ rollback
 
@@ -562,7 +580,7 @@ class Trainer:
                "grad_norm": c.i_norm / c.i_steps if c.i_steps else None,
                "grad_norm_max": c.i_norm_max if c.i_steps else None,
                "clip_rate": c.i_clipped / c.i_steps if c.i_steps else None,
-               "clipped_values": c.i_values,
+               "clipped": c.i_clipped, "clipped_values": c.i_values,
                "chars_per_s": c.i_chars / c.i_train_s if c.i_train_s else None,
                "rollbacks": c.rollbacks}
         best = c.best_val is None or val < c.best_val
@@ -578,7 +596,7 @@ class Trainer:
         self._last_eval_s = time.perf_counter() - t0
         c.elapsed_s += self._last_eval_s
         self._t_mark += self._last_eval_s
-        rec["elapsed_s"] = round(c.elapsed_s, 3)
+        rec["elapsed_s"] = rec["time_s"] = round(c.elapsed_s, 3)
         self.records.append(rec)
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(dumps_safe(rec)) + "\n")
@@ -586,8 +604,10 @@ class Trainer:
             with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
                 f.write(f"=== step {c.step}, val {val:.3f} nats/char, temperature "
                         f"{cfg.sample_temperature} ===\n{sample}\n\n")
-        plot_losses(self.records, self.run_dir / "loss.png",
-                    f"{cfg.corpus_name}: {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}")
+            with open(self.run_dir / "samples.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": c.step, "text": sample,
+                                    "temperature": cfg.sample_temperature}) + "\n")
+        self._plot()
         self.save(best=best)
         tl = rec["train_loss"]
         parts = [f"step {c.step}" + (f"/{cfg.max_steps}" if cfg.max_steps else ""),
@@ -603,6 +623,22 @@ class Trainer:
         self.console.info(" | ".join(parts))
         if sample:
             self.console.info(f"--- sample at step {c.step} ---\n{sample}\n---")
+
+    def _plot(self) -> None:
+        """Redraw loss.png (atomically); without matplotlib, warn once and go on."""
+        cfg = self.cfg
+        try:
+            from .plots import training_losses
+            png = training_losses(self.records, f"{cfg.corpus_name}: {cfg.layers}-layer "
+                                                f"{cfg.cell.upper()}, hidden {cfg.hidden}")
+        except ImportError:
+            if not getattr(self, "_plot_warned", False):
+                self.console.warn("matplotlib is not installed, so there is no loss.png "
+                                  "(pip install 'bptt[train]')")
+                self._plot_warned = True
+            return
+        if png is not None:
+            atomic_write_bytes(self.run_dir / "loss.png", png)
 
     def describe(self) -> None:
         cfg, c, corpus = self.cfg, self.c, self.corpus

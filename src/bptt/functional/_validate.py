@@ -103,3 +103,10 @@ def bool_mask(fn: str, name: str, mask: object, shape: tuple[int, int],
             _fail(fn, name, f"row {int(np.argmax(empty))} has no valid step",
                   "drop empty sequences from the batch or mark at least one step True")
     return mask
+
+
+def cache_of(fn: str, cache: object, cls: type, producer: str) -> None:
+    """Check that a backward got the cache its own forward returned."""
+    if not isinstance(cache, cls):
+        _fail(fn, "cache", f"is a {type(cache).__name__}",
+              f"pass the cache that {producer} returned")

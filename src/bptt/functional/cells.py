@@ -118,7 +118,7 @@ class LSTMCell:
         np.multiply(o, tc, out=h_out)
 
     def last_state(self, st):
-        return np.ascontiguousarray(st["cs"][-1].T)  # (N, H)
+        return st["cs"][-1].T.copy()               # (N, H)
 
     def backward_factors(self, st, Hs, hold):
         """K (T, 4, H, N) = [Ko, Ki, Kf, Kg], Kc (T, H, N), F (T, H, N): see the class docstring."""
@@ -164,7 +164,7 @@ class LSTMCell:
         dc *= fac["F"][t]                                        # becomes dL/dc_{t-1}
 
     def backward_end(self, dc):
-        return np.ascontiguousarray(dc.T)
+        return dc.T.copy()
 
 
 RNN = RNNCell()

@@ -66,6 +66,7 @@ def lstm_step_forward(x: np.ndarray, prev_h: np.ndarray, prev_c: np.ndarray, Wx:
 
 def lstm_step_backward(dnext_h: np.ndarray, dnext_c: np.ndarray, cache: LSTMStepCache):
     """Backward of one step -> (dx (N, D), dprev_h (N, H), dprev_c (N, H), dWx, dWh, db)."""
+    v.cache_of("lstm_step_backward", cache, LSTMStepCache, "lstm_step_forward")
     x, prev_h, prev_c, Wx, Wh, gates, tanh_c = cache
     fn = "lstm_step_backward"
     v.float_array(fn, "dnext_h", dnext_h, tanh_c.shape, x.dtype)

@@ -136,7 +136,7 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
         if ht is not None:
             np.copyto(Hs[:, t + 1], h_prev, where=ht)
 
-    h = np.ascontiguousarray(Hs[:, 1:].transpose(2, 1, 0))             # (N, T, H)
+    h = Hs[:, 1:].transpose(2, 1, 0).copy()                             # (N, T, H), owns its memory
     cache = RecurrenceCache(cell, Xf, Hs, Wx_b, Wh_b, inv, hold, held_steps, st)
     return h, cell.last_state(st), cache
 
@@ -180,4 +180,4 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     if cache.inv is not None:
         dWx, dWh, db = dWx[:, cache.inv], dWh[:, cache.inv], db[cache.inv]
     dextra0 = cell.backward_end(carry)
-    return dx, np.ascontiguousarray(dh_next.T), dextra0, dWx, dWh, db
+    return dx, dh_next.T.copy(), dextra0, dWx, dWh, db

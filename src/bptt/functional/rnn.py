@@ -48,6 +48,7 @@ def rnn_step_forward(x: np.ndarray, prev_h: np.ndarray, Wx: np.ndarray, Wh: np.n
 
 def rnn_step_backward(dnext_h: np.ndarray, cache: RNNStepCache):
     """Backward of one step: dnext_h (N, H) -> (dx (N, D), dprev_h (N, H), dWx, dWh, db)."""
+    v.cache_of("rnn_step_backward", cache, RNNStepCache, "rnn_step_forward")
     x, prev_h, Wx, Wh, next_h = cache
     v.float_array("rnn_step_backward", "dnext_h", dnext_h, next_h.shape, next_h.dtype)
     dz = dnext_h * (1.0 - next_h * next_h)          # (N, H)

@@ -32,6 +32,7 @@ def temporal_affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
 
 def temporal_affine_backward(dout: np.ndarray, cache: AffineCache):
     """dout (N, T, M) -> (dx (N, T, D), dw (D, M), db (M,)); dw and db sum over N and T."""
+    v.cache_of("temporal_affine_backward", cache, AffineCache, "temporal_affine_forward")
     x, w = cache
     N, T, D = x.shape
     M = w.shape[1]
@@ -67,6 +68,7 @@ def temporal_mean_forward(x: np.ndarray, mask: np.ndarray | None = None):
 
 def temporal_mean_backward(dout: np.ndarray, cache: MeanCache) -> np.ndarray:
     """dout (N, D) -> dx (N, T, D) = dout[n] * mask[n, t] / count[n]."""
+    v.cache_of("temporal_mean_backward", cache, MeanCache, "temporal_mean_forward")
     weights, D = cache
     N, T = weights.shape
     v.float_array("temporal_mean_backward", "dout", dout, (N, D), weights.dtype)
@@ -90,6 +92,7 @@ def embedding_forward(x: np.ndarray, W: np.ndarray):
 
 def embedding_backward(dout: np.ndarray, cache: EmbeddingCache) -> np.ndarray:
     """dout (N, T, D) -> dW (V, D); rows of repeated indices accumulate."""
+    v.cache_of("embedding_backward", cache, EmbeddingCache, "embedding_forward")
     x, (V, D), dtype = cache
     v.float_array("embedding_backward", "dout", dout, (*x.shape, D), dtype)
     dW = np.zeros((V, D), dtype=dtype)
