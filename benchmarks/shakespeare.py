@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+# ../shared beside the checkout (or beside a parent folder, for a git worktree)
+DATA = next((p / "shared/data/tinyshakespeare/input.txt" for p in ROOT.parents
+             if (p / "shared/data/tinyshakespeare/input.txt").is_file()),
+            ROOT.parent / "shared/data/tinyshakespeare/input.txt")
 TARGET = 1.50
 
 

@@ -141,3 +141,32 @@ def test_report_of_a_trained_run_has_the_activation_heatmap(trained, capsys):
     assert main(["report", str(run), "--chars", "200"]) == 0
     page = (run / "report.html").read_text(encoding="utf-8")
     assert "heatmap-data" in page and "No samples were recorded" not in page
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = tmp_path / "t.txt"
+    text.write_text(make_text(4000, seed=3), encoding="utf-8")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bptt.cli", "train", str(text), "--out", str(run), "--preset",
+         "tiny", "--max-steps", "1000000", "--eval-every", "5", "--sample-chars", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:                      # wait for the first evaluation
+        if line.startswith("step 5"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved. Continue with: bptt train --resume" in out
+    step = load_checkpoint(run, "last")[0]["step"]
+    assert step >= 5
+    assert main(["train", "--resume", str(run), "--quiet", "--max-steps", str(step + 3)]) == 0
+    assert load_checkpoint(run, "last")[0]["step"] == step + 3

@@ -348,6 +348,7 @@ class Trainer:
         None: ``runs/<corpus>-<date>-<time>``). An empty ``cfg.corpus`` means the default
         corpus."""
         cfg.validate()
+        t_created = time.perf_counter()
         notes = resolve_corpus(cfg, console)
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
         if (run_dir / "last.json").exists():
@@ -378,6 +379,7 @@ class Trainer:
             {"train": asdict(cfg), "model": model.config.to_dict(),
              "parameters": trainer.n_params, "bptt_version": __version__}))
         trainer.save()                        # step 0: there is always a good checkpoint
+        trainer.c.elapsed_s = time.perf_counter() - t_created     # reading the corpus counts
         return trainer
 
     @classmethod
