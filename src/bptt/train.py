@@ -107,6 +107,7 @@ class TrainConfig:
     max_minutes: float = 0.0           # 0 = no time limit
     # evaluation and output
     eval_every: int = 200
+    eval_minutes: float = 0.0          # also evaluate after this much wall-clock time (0 = off)
     eval_chars: int = 200_000          # validation characters per evaluation (0 = all)
     sample_chars: int = 300            # characters sampled at each evaluation (0 = none)
     sample_temperature: float = 0.8
@@ -144,7 +145,7 @@ class TrainConfig:
                      "max_rollbacks", "decay_every"):
             if getattr(self, name) < 0:
                 bad(name, "it must be 0 or more")
-        for name in ("clip_norm", "clip_value", "max_minutes"):
+        for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes"):
             if not getattr(self, name) >= 0:
                 bad(name, "it must be 0 (off) or positive")
         for name in ("lr", "eps", "sample_temperature"):
@@ -192,28 +193,35 @@ PRESETS: dict[str, dict] = {
     "default": dict(cell="lstm", layers=2, hidden=256, embed=64, dropout=0.0, batch=32,
                     seq_len=128, optimizer="adam", lr=3e-3, schedule="cosine", warmup=100,
                     min_lr_ratio=0.05, clip_norm=5.0, max_minutes=7.0, eval_every=250,
-                    eval_chars=100_000, sample_chars=300),
+                    eval_minutes=1.0, eval_chars=50_000, sample_chars=300),
     "shakespeare": dict(cell="lstm", layers=2, hidden=512, embed=64, dropout=0.2, batch=32,
                         seq_len=128, optimizer="adam", lr=2e-3, schedule="cosine", warmup=200,
                         min_lr_ratio=0.02, clip_norm=5.0, max_minutes=30.0, eval_every=250,
-                        eval_chars=0, sample_chars=300),
+                        eval_minutes=2.0, eval_chars=0, sample_chars=300),
     "tiny": dict(cell="lstm", layers=1, hidden=32, embed=16, dropout=0.0, batch=4, seq_len=16,
                  optimizer="adam", lr=1e-2, schedule="cosine", warmup=5, max_steps=60,
                  eval_every=20, eval_chars=2000, sample_chars=80),
 }
-RESUME_OVERRIDABLE = ("max_steps", "max_minutes", "eval_every", "eval_chars", "sample_chars",
-                      "sample_temperature", "max_rollbacks")
+RESUME_OVERRIDABLE = ("max_steps", "max_minutes", "eval_every", "eval_minutes", "eval_chars",
+                      "sample_chars", "sample_temperature", "max_rollbacks")
 
 
 def config_from_preset(preset: str, **given) -> TrainConfig:
-    """TrainConfig from the named preset, with the given (non-None) options on top."""
+    """TrainConfig from the named preset, with the given (non-None) options on top.
+
+    Giving only one of ``max_steps`` and ``max_minutes`` sets the other to 0 (no limit)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {sorted(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(given) - fields
     if unknown:
         raise TypeError(f"unknown options {sorted(unknown)}")
-    values = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    given = {k: v for k, v in given.items() if v is not None}
+    values = {**PRESETS[preset], **given}
+    # The budget is one choice: giving --max-steps or --max-minutes turns off the preset's other.
+    for mine, other in (("max_steps", "max_minutes"), ("max_minutes", "max_steps")):
+        if mine in given and other not in given:
+            values[other] = 0
     return TrainConfig(**values).validate()
 
 
@@ -705,6 +713,7 @@ class Trainer:
         else:
             con.open_bar(cfg.max_steps or None, initial=self.c.step, unit="step")
         ema, why, rate = None, None, 0.0
+        self._last_eval_end = self.c.elapsed_s
         with _GracefulInterrupt(con) as interrupt:
             while (why := self._should_stop(stop_at)) is None:
                 if interrupt.requested:
@@ -727,9 +736,12 @@ class Trainer:
                     c.fails_in_row = 0
                     self._snapshot()
                 ema = self._loss if ema is None else 0.95 * ema + 0.05 * self._loss
-                if c.step % cfg.eval_every == 0:
+                if c.step % cfg.eval_every == 0 or (
+                        cfg.eval_minutes
+                        and self._elapsed() - self._last_eval_end >= 60 * cfg.eval_minutes):
                     self._sync_clock()
                     self._evaluate_and_report(lr)
+                    self._last_eval_end = self.c.elapsed_s
                 if c.i_train_s:
                     rate = c.i_chars / c.i_train_s
                 n = self._elapsed() if cfg.time_budgeted else c.step

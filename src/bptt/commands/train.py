@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "written; warnings still go to stderr)")
 
     g = p.add_argument_group("budget (the schedule ends at --max-steps, or, without it, at "
-                             "--max-minutes of wall-clock time)")
+                             "--max-minutes of wall-clock time; giving only one of the two "
+                             "turns the preset's other off)")
     opt(g, "--max-steps", int, "training steps; 0 = no step limit", "N")
     opt(g, "--max-minutes", float, "wall-clock limit in minutes, evaluations included; 0 = none",
         "M")
@@ -126,6 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = p.add_argument_group("evaluation and output")
     opt(g, "--eval-every", int, "evaluate, plot, sample and checkpoint every N steps", "N")
+    opt(g, "--eval-minutes", float, "... and also after M minutes without one (0 = only by "
+                                    "steps)", "M")
     opt(g, "--eval-chars", int, "validation characters per evaluation; 0 = all", "N")
     opt(g, "--sample-chars", int, "characters sampled at each evaluation; 0 = none", "N")
     opt(g, "--sample-temperature", float, "temperature of those samples", "T")
