@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
 def test_train_sample_score_smoke(trained, capsys):
     d, text, run = trained
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [10, 20]
+    assert [r["step"] for r in rows] == [0, 10, 20]
     assert all({"step", "train_loss", "val_loss"} <= set(r) for r in rows)
     capsys.readouterr()
     assert main(["sample", str(run), "--seed", "4", "--length", "60", "--prime", "The "]) == 0

@@ -33,8 +33,9 @@ def test_training_learns_and_leaves_a_complete_run_directory(tmp_path, corpus_fi
     result = Trainer.start(cfg, run, _quiet()).run()
     assert result.status == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [40, 80, 120]
-    for r in rows:
+    assert [r["step"] for r in rows] == [0, 40, 80, 120]
+    assert rows[0]["train_loss"] is None                       # the untrained model
+    for r in rows[1:]:
         assert {"step", "train_loss", "val_loss", "val_bits", "grad_norm", "clip_rate",
                 "chars_per_s", "elapsed_s"} <= set(r)
         assert math.isclose(r["val_bits"], r["val_loss"] / math.log(2))

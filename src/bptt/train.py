@@ -578,7 +578,7 @@ class Trainer:
         c.i_chars += x.size
         return None
 
-    def _evaluate_and_report(self, lr: float) -> None:
+    def _evaluate_and_report(self, lr: float, sample_text: bool = True) -> None:
         cfg, c = self.cfg, self.c
         t0 = time.perf_counter()
         val = evaluate(self.model, self.val_ids, cfg.eval_chars)
@@ -597,7 +597,7 @@ class Trainer:
         if best:
             c.best_val, c.best_step = val, c.step
         sample = ""
-        if cfg.sample_chars:
+        if cfg.sample_chars and sample_text:
             srng = np.random.default_rng([cfg.seed, 2, c.step])
             sample, _ = generate(self.model, self.corpus.vocab, cfg.sample_chars, srng,
                                  temperature=cfg.sample_temperature)
@@ -713,6 +713,9 @@ class Trainer:
         else:
             con.open_bar(cfg.max_steps or None, initial=self.c.step, unit="step")
         ema, why, rate = None, None, 0.0
+        if self.c.step == 0 and not self.records:          # where the curves start
+            self._sync_clock()
+            self._evaluate_and_report(learning_rate(cfg, 0, 0.0), sample_text=False)
         self._last_eval_end = self.c.elapsed_s
         with _GracefulInterrupt(con) as interrupt:
             while (why := self._should_stop(stop_at)) is None:
@@ -770,7 +773,8 @@ class Trainer:
                 self._evaluate_and_report(lr)
             msg = (f"done: {c.step} steps in {fmt_duration(c.elapsed_s)}; best validation "
                    f"{c.best_val:.3f} nats/char ({c.best_val / LN2:.3f} bits/char) at step "
-                   f"{c.best_step}. Sample with: bptt sample {self.run_dir}")
+                   f"{c.best_step}. Sample with: bptt sample {self.run_dir}; report: bptt report "
+                   f"{self.run_dir}")
             con.info(msg)
             return Result(0, msg, self.run_dir, c.step, c.best_val)
         self.save()
