@@ -194,10 +194,10 @@ PRESETS: dict[str, dict] = {
                     seq_len=128, optimizer="adam", lr=3e-3, schedule="cosine", warmup=100,
                     min_lr_ratio=0.05, clip_norm=5.0, max_minutes=7.0, eval_every=250,
                     eval_minutes=1.0, eval_chars=50_000, sample_chars=300),
-    "shakespeare": dict(cell="lstm", layers=2, hidden=512, embed=64, dropout=0.2, batch=32,
-                        seq_len=128, optimizer="adam", lr=2e-3, schedule="cosine", warmup=200,
-                        min_lr_ratio=0.02, clip_norm=5.0, max_minutes=30.0, eval_every=250,
-                        eval_minutes=2.0, eval_chars=0, sample_chars=300),
+    "shakespeare": dict(cell="lstm", layers=2, hidden=384, embed=64, dropout=0.2, batch=32,
+                        seq_len=128, optimizer="adam", lr=2e-3, schedule="cosine", warmup=100,
+                        min_lr_ratio=0.02, clip_norm=5.0, max_minutes=30.0, eval_every=400,
+                        eval_minutes=2.5, eval_chars=0, sample_chars=300),
     "tiny": dict(cell="lstm", layers=1, hidden=32, embed=16, dropout=0.0, batch=4, seq_len=16,
                  optimizer="adam", lr=1e-2, schedule="cosine", warmup=5, max_steps=60,
                  eval_every=20, eval_chars=2000, sample_chars=80),
@@ -345,7 +345,7 @@ class Trainer:
         self.batcher = StreamBatcher(self.train_ids, cfg.batch, cfg.seq_len)
         self.records = self._read_metrics()
         self._snap = None
-        self._last_eval_s = 0.0
+        self._last_eval_s = self._last_step_s = 0.0
 
     # ------------------------------------------------------------ construction
 
@@ -689,7 +689,8 @@ class Trainer:
         if stop_at is not None and c.step >= stop_at:
             return "stop-at"
         if cfg.max_minutes:
-            reserve = self._last_eval_s + 1.0         # room for the final evaluation
+            # room for one more step and the final evaluation
+            reserve = self._last_eval_s + self._last_step_s + 1.0
             if self._elapsed() + reserve >= cfg.max_minutes * 60:
                 return "done" if cfg.time_budgeted else "time"
         return None
@@ -726,7 +727,7 @@ class Trainer:
                 lr = learning_rate(cfg, c.step, self._time_frac(self._elapsed())) * c.lr_scale
                 t0 = time.perf_counter()
                 fail = self._step(lr)
-                dt = time.perf_counter() - t0
+                dt = self._last_step_s = time.perf_counter() - t0
                 if fail is not None:
                     if not self._rollback(fail):
                         why = "diverged"
