@@ -28,7 +28,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -46,199 +46,25 @@ from .checkpoint import (
 from .console import Console
 from .data.corpora import SHAKESPEARE_HINT, default_corpus
 from .data.text import (
-    ENCODINGS,
     CorpusError,
     StreamBatcher,
     eval_chunks,
     load_encoded,
     prepare_corpus,
 )
-from .nn import LanguageModel, LMConfig
-from .nn.layers import CELLS
-from .optim import OPTIMIZERS, SCHEDULES, global_norm, lr_at, make_optimizer
+from .nn import LanguageModel
+from .optim import global_norm, make_optimizer
 from .sample import generate, model_from_arrays, nll_sum
+from .train_config import (  # noqa: F401  (re-exported: bptt.train is the public entry)
+    PRESETS,
+    RESUME_OVERRIDABLE,
+    TrainConfig,
+    config_from_preset,
+    learning_rate,
+)
 
 LN2 = math.log(2)
 EVAL_STREAMS, EVAL_SEQ = 64, 256        # evaluation batch: up to 64 streams, 256 steps a call
-
-
-# ---------------------------------------------------------------- configuration
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (stored in every checkpoint)."""
-
-    # data
-    corpus: list[str] = field(default_factory=list)   # files, concatenated; [] = default corpus
-    corpus_name: str = ""
-    encoding: str = "utf-8"            # utf-8 | bytes
-    val_fraction: float = 0.1          # the last fraction of the text (by position)
-    # model
-    cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64                    # 0 = one-hot input
-    dropout: float = 0.0               # between layers
-    learn_h0: bool = False
-    dtype: str = "float32"
-    # batches
-    batch: int = 32                    # N streams
-    seq_len: int = 128                 # T steps of truncated BPTT
-    # optimizer
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    momentum: float = 0.9
-    rho: float = 0.9
-    eps: float = 1e-8
-    weight_decay: float | None = None  # None: the optimizer's own default (AdamW 0.01, Adam 0)
-    # schedule
-    schedule: str = "cosine"           # constant | step | cosine
-    warmup: int = 100
-    min_lr_ratio: float = 0.1          # cosine ends at lr * min_lr_ratio
-    decay_every: int = 1000            # step schedule: lr *= decay_gamma every decay_every steps
-    decay_gamma: float = 0.5
-    # clipping
-    clip_norm: float = 5.0             # 0 = off
-    clip_value: float = 0.0            # 0 = off
-    # budget
-    max_steps: int = 0                 # 0 = no step limit
-    max_minutes: float = 0.0           # 0 = no time limit
-    # evaluation and output
-    eval_every: int = 200
-    eval_minutes: float = 0.0          # also evaluate after this much wall-clock time (0 = off)
-    eval_chars: int = 200_000          # validation characters per evaluation (0 = all)
-    sample_chars: int = 300            # characters sampled at each evaluation (0 = none)
-    sample_temperature: float = 0.8
-    # divergence
-    max_rollbacks: int = 5             # consecutive rollbacks before giving up
-    rollback_lr_factor: float = 0.5
-    snapshot_every: int = 50
-    seed: int = 0
-
-    def model_config(self, vocab_size: int) -> LMConfig:
-        return LMConfig(vocab_size=vocab_size, hidden=self.hidden, layers=self.layers,
-                        cell=self.cell, embed=self.embed, dropout=self.dropout,
-                        learn_h0=self.learn_h0, dtype=self.dtype)
-
-    @property
-    def time_budgeted(self) -> bool:
-        """True when the schedule runs on wall-clock time (a time limit and no step limit)."""
-        return self.max_steps == 0 and self.max_minutes > 0
-
-    def validate(self) -> TrainConfig:
-        def bad(name, rule):
-            value = getattr(self, name)
-            raise ValueError(f"--{name.replace('_', '-')} is {value!r}; {rule}")
-
-        choices = {"cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS),
-                   "schedule": list(SCHEDULES), "encoding": list(ENCODINGS),
-                   "dtype": ["float32", "float64"]}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                bad(name, f"use one of {allowed}")
-        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every"):
-            if getattr(self, name) < 1:
-                bad(name, "it must be at least 1")
-        for name in ("embed", "warmup", "max_steps", "eval_chars", "sample_chars",
-                     "max_rollbacks", "decay_every"):
-            if getattr(self, name) < 0:
-                bad(name, "it must be 0 or more")
-        for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes"):
-            if not getattr(self, name) >= 0:
-                bad(name, "it must be 0 (off) or positive")
-        for name in ("lr", "eps", "sample_temperature"):
-            if not getattr(self, name) > 0:
-                bad(name, "it must be positive")
-        if not 0 <= self.dropout < 1:
-            bad("dropout", "it must be in [0, 1)")
-        if self.dropout > 0 and self.layers < 2:
-            bad("dropout", "dropout acts between layers; use --layers 2 or more")
-        if not 0 < self.val_fraction < 1:
-            bad("val_fraction", "it must be in (0, 1)")
-        for name in ("beta1", "beta2", "momentum", "rho", "min_lr_ratio"):
-            if not 0 <= getattr(self, name) <= 1:
-                bad(name, "it must be in [0, 1]")
-        if not 0 < self.rollback_lr_factor < 1:
-            bad("rollback_lr_factor", "it must be in (0, 1)")
-        if not 0 < self.decay_gamma <= 1:
-            bad("decay_gamma", "it must be in (0, 1]")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad("weight_decay", "it must be 0 or more")
-        if self.schedule == "cosine" and self.max_steps == 0 and self.max_minutes == 0:
-            raise ValueError("the cosine schedule needs an end: give --max-steps or --max-minutes "
-                             "(or --schedule constant to train until interrupted)")
-        return self
-
-    def optimizer_kwargs(self) -> dict:
-        name = self.optimizer
-        kw: dict = {}
-        if name == "momentum":
-            kw = {"mu": self.momentum}
-        elif name == "adagrad":
-            kw = {"eps": self.eps}
-        elif name == "rmsprop":
-            kw = {"rho": self.rho, "eps": self.eps}
-        elif name in ("adam", "adamw"):
-            kw = {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-            if self.weight_decay is not None:
-                kw["weight_decay"] = self.weight_decay
-        return kw
-
-
-# Presets fill in options the user did not give. "default" is the main job (`bptt train`),
-# "shakespeare" the 30-minute tiny-shakespeare target, "tiny" a seconds-long smoke run.
-PRESETS: dict[str, dict] = {
-    "default": dict(cell="lstm", layers=2, hidden=256, embed=64, dropout=0.0, batch=32,
-                    seq_len=128, optimizer="adam", lr=3e-3, schedule="cosine", warmup=100,
-                    min_lr_ratio=0.05, clip_norm=5.0, max_minutes=7.0, eval_every=250,
-                    eval_minutes=1.0, eval_chars=50_000, sample_chars=300),
-    "shakespeare": dict(cell="lstm", layers=2, hidden=384, embed=64, dropout=0.2, batch=32,
-                        seq_len=128, optimizer="adam", lr=2e-3, schedule="cosine", warmup=100,
-                        min_lr_ratio=0.02, clip_norm=5.0, max_minutes=30.0, eval_every=400,
-                        eval_minutes=2.5, eval_chars=0, sample_chars=300),
-    "tiny": dict(cell="lstm", layers=1, hidden=32, embed=16, dropout=0.0, batch=4, seq_len=16,
-                 optimizer="adam", lr=1e-2, schedule="cosine", warmup=5, max_steps=60,
-                 eval_every=20, eval_chars=2000, sample_chars=80),
-}
-RESUME_OVERRIDABLE = ("max_steps", "max_minutes", "eval_every", "eval_minutes", "eval_chars",
-                      "sample_chars", "sample_temperature", "max_rollbacks")
-
-
-def config_from_preset(preset: str, **given) -> TrainConfig:
-    """TrainConfig from the named preset, with the given (non-None) options on top.
-
-    Giving only one of ``max_steps`` and ``max_minutes`` sets the other to 0 (no limit)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; use one of {sorted(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(given) - fields
-    if unknown:
-        raise TypeError(f"unknown options {sorted(unknown)}")
-    given = {k: v for k, v in given.items() if v is not None}
-    values = {**PRESETS[preset], **given}
-    # The budget is one choice: giving --max-steps or --max-minutes turns off the preset's other.
-    for mine, other in (("max_steps", "max_minutes"), ("max_minutes", "max_steps")):
-        if mine in given and other not in given:
-            values[other] = 0
-    return TrainConfig(**values).validate()
-
-
-def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
-    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction.
-
-    Every schedule starts with a linear warmup over ``warmup`` steps. A time-budgeted cosine
-    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used.
-    """
-    base, low = cfg.lr, cfg.lr * cfg.min_lr_ratio
-    if cfg.warmup and step < cfg.warmup:
-        return base * (step + 1) / cfg.warmup
-    if cfg.schedule == "cosine" and cfg.time_budgeted:
-        frac = min(max(time_frac, 0.0), 1.0)
-        return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * frac))
-    return lr_at(cfg.schedule, base, step, total=cfg.max_steps, warmup=cfg.warmup,
-                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=low)
 
 
 # ---------------------------------------------------------------- run state
