@@ -419,7 +419,7 @@ class Trainer:
                "clipped": c.i_clipped, "clipped_values": c.i_values,
                "chars_per_s": c.i_chars / c.i_train_s if c.i_train_s else None,
                "rollbacks": c.rollbacks}
-        best = c.best_val is None or val < c.best_val
+        best = c.step > 0 and (c.best_val is None or val < c.best_val)   # not the untrained
         if best:
             c.best_val, c.best_step = val, c.step
         sample = ""
@@ -598,10 +598,11 @@ class Trainer:
             if c.last_eval_step != c.step:
                 lr = learning_rate(self.cfg, max(c.step - 1, 0), 1.0) * c.lr_scale
                 self._evaluate_and_report(lr)
-            msg = (f"done: {c.step} steps in {fmt_duration(c.elapsed_s)}; best validation "
-                   f"{c.best_val:.3f} nats/char ({c.best_val / LN2:.3f} bits/char) at step "
-                   f"{c.best_step}. Sample with: bptt sample {self.run_dir}; report: bptt report "
-                   f"{self.run_dir}")
+            best = ("no step was taken" if c.best_val is None else
+                    f"best validation {c.best_val:.3f} nats/char ({c.best_val / LN2:.3f} "
+                    f"bits/char) at step {c.best_step}")
+            msg = (f"done: {c.step} steps in {fmt_duration(c.elapsed_s)}; {best}. Sample with: "
+                   f"bptt sample {self.run_dir}; report: bptt report {self.run_dir}")
             con.info(msg)
             return Result(0, msg, self.run_dir, c.step, c.best_val)
         self.save()
