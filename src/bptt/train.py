@@ -132,6 +132,15 @@ def _copy_state(state: list | None) -> list | None:
     return [(h.copy(), None if c is None else c.copy()) for h, c in state]
 
 
+def split_and_batch(corpus, cfg: TrainConfig):
+    """(train ids, validation ids, StreamBatcher); a clear error when the text is too short."""
+    train_ids, val_ids = corpus.split(cfg.val_fraction)
+    if len(val_ids) < 2:
+        raise CorpusError(f"the validation split has {len(val_ids)} characters; use a longer "
+                          f"text or a larger --val-fraction")
+    return train_ids, val_ids, StreamBatcher(train_ids, cfg.batch, cfg.seq_len)
+
+
 def evaluate(model: LanguageModel, ids: np.ndarray, max_chars: int = 0) -> float:
     """Mean nats per character of ``ids`` (the first ``max_chars`` if > 0), state carried."""
     if max_chars:
@@ -164,11 +173,7 @@ class Trainer:
         self.cfg, self.run_dir, self.console = cfg, run_dir, console
         self.corpus, self.model, self.opt, self.opt_state = corpus, model, opt, opt_state
         self.rng, self.c, self.carried = rng, counters, carried
-        self.train_ids, self.val_ids = corpus.split(cfg.val_fraction)
-        if len(self.val_ids) < 2:
-            raise CorpusError(f"the validation split has {len(self.val_ids)} characters; use a "
-                              f"longer text or a larger --val-fraction")
-        self.batcher = StreamBatcher(self.train_ids, cfg.batch, cfg.seq_len)
+        self.train_ids, self.val_ids, self.batcher = split_and_batch(corpus, cfg)
         self.records = self._read_metrics()
         self._snap = None
         self._last_eval_s = self._last_step_s = 0.0
@@ -204,6 +209,7 @@ class Trainer:
             console.info(line)
         corpus = prepare_corpus(cfg.corpus, run_dir / "corpus.npy", cfg.encoding)
         atomic_write_text(run_dir / "corpus.json", dumps(corpus.meta()))
+        split_and_batch(corpus, cfg)          # a text too short fails before the model is built
         seeds = np.random.SeedSequence(cfg.seed).spawn(2)
         model = LanguageModel(cfg.model_config(corpus.vocab.size), np.random.default_rng(seeds[0]))
         opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
