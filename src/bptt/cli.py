@@ -17,6 +17,8 @@ COMMANDS = [
     "bptt.commands.score",
     "bptt.commands.gradcheck",
     "bptt.commands.report",
+    "bptt.commands.export",
+    "bptt.commands.import_torch",
 ]
 
 

@@ -1,0 +1,230 @@
+"""Moving trained models between bptt and PyTorch as safetensors files (never pickle).
+
+Export of a character language model (``bptt export RUN --format torch OUT.safetensors``):
+
+    OUT.safetensors          the recurrent stack with PyTorch's own keys and layouts
+                             (weight_ih_l{k} (G, D), weight_hh_l{k} (G, H), bias_ih_l{k},
+                             bias_hh_l{k}; gates i, f, g, o), so that
+                             torch.nn.LSTM(**ctor).load_state_dict(load_file(OUT)) works as is
+    OUT.head.safetensors     the layers around it, in torch.nn layouts:
+                             decoder.weight (V, H) and decoder.bias (V,) for torch.nn.Linear,
+                             encoder.weight (V, E) for torch.nn.Embedding (embedding models only)
+    OUT.json                 the sidecar: the constructor arguments of each module, the
+                             vocabulary, and how the input is encoded (one-hot or embedding)
+
+The logits of the exported model in PyTorch are
+``decoder(lstm(encoder(ids) or one_hot(ids))[0])``; they equal bptt's (float64, to rounding).
+
+Import (``bptt import``) reads a torch.nn.RNN / torch.nn.LSTM state dict saved as safetensors
+(multi-layer, bidirectional; b = bias_ih + bias_hh). With the sidecar and head of an export it
+rebuilds the whole language model; with a bare state dict it gives the recurrent stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .torch import stack_from_torch_state_dict, stack_to_torch_state_dict
+
+SIDECAR_FORMAT = "bptt-torch-export"
+_LAYER = re.compile(r"^weight_ih_l(\d+)(_reverse)?$")
+
+
+class InteropError(ValueError):
+    """A file that cannot be exported or imported (one-line message naming the fix)."""
+
+
+def _st():
+    try:
+        from safetensors import numpy as st
+    except ImportError:
+        raise InteropError("reading and writing safetensors needs the 'safetensors' package; "
+                           "pip install 'bptt[train]'") from None
+    return st
+
+
+def sibling(out: Path, suffix: str) -> Path:
+    """OUT.safetensors -> OUT<suffix> (e.g. OUT.head.safetensors, OUT.json)."""
+    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
+    return out.with_name(stem + suffix)
+
+
+def lm_to_torch_arrays(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+    """A ``bptt.nn.LanguageModel`` -> (stack state dict, head state dict, constructor args).
+
+    Arrays are NumPy, in PyTorch's layouts (see the module docstring).
+    """
+    cfg = model.config
+    if cfg.learn_h0:
+        raise InteropError("this model learns its initial state (learn_h0); torch.nn.LSTM has "
+                           "no such parameter, so it cannot be exported faithfully")
+    p = model.params
+    layers = [(p[f"rnn.l{k}.Wx"], p[f"rnn.l{k}.Wh"], p[f"rnn.l{k}.b"]) for k in range(cfg.layers)]
+    stack = stack_to_torch_state_dict(layers, cfg.cell)
+    head = {"decoder.weight": np.ascontiguousarray(p["out.w"].T), "decoder.bias": p["out.b"]}
+    D = cfg.embed if cfg.embed > 0 else cfg.vocab_size
+    if cfg.embed > 0:
+        head["encoder.weight"] = p["embed.W"]
+    ctor = {"input_size": D, "hidden_size": cfg.hidden, "num_layers": cfg.layers,
+            "batch_first": True, "bias": True, "bidirectional": False}
+    if cfg.cell == "rnn":
+        ctor["nonlinearity"] = "tanh"
+    return stack, head, ctor
+
+
+def export_torch(loaded, out: str | Path) -> list[Path]:
+    """Write OUT.safetensors, OUT.head.safetensors and OUT.json for a loaded char-LM run.
+
+    ``loaded`` is what ``bptt.sample.load(run)`` returns. Returns the paths written.
+    """
+    out = Path(out)
+    if not out.name.endswith(".safetensors"):
+        raise InteropError(f"{out}: name the output file *.safetensors")
+    if not out.parent.is_dir():
+        raise InteropError(f"{out.parent} is not a directory; create it first")
+    model = loaded.model
+    stack, head, ctor = lm_to_torch_arrays(model)
+    st = _st()
+    cfg = model.config
+    module = "torch.nn.LSTM" if cfg.cell == "lstm" else "torch.nn.RNN"
+    head_path, json_path = sibling(out, ".head.safetensors"), sibling(out, ".json")
+    meta = {"format": SIDECAR_FORMAT, "version": 1,
+            "rnn": {"module": module, "kwargs": ctor, "file": out.name},
+            "decoder": {"module": "torch.nn.Linear",
+                        "kwargs": {"in_features": cfg.hidden, "out_features": cfg.vocab_size},
+                        "file": head_path.name, "prefix": "decoder."},
+            "input": ({"kind": "embedding", "module": "torch.nn.Embedding",
+                       "kwargs": {"num_embeddings": cfg.vocab_size, "embedding_dim": cfg.embed},
+                       "file": head_path.name, "prefix": "encoder."}
+                      if cfg.embed > 0 else {"kind": "one-hot", "size": cfg.vocab_size}),
+            "bptt_config": cfg.to_dict(),
+            "vocab": loaded.vocab.to_json(),
+            "source": str(loaded.path)}
+    st.save_file({k: np.ascontiguousarray(v) for k, v in stack.items()}, str(out))
+    st.save_file({k: np.ascontiguousarray(v) for k, v in head.items()}, str(head_path))
+    json_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return [out, head_path, json_path]
+
+
+@dataclass
+class ImportedStack:
+    """A recurrent stack read from a PyTorch state dict."""
+
+    cell: str
+    num_layers: int
+    bidirectional: bool
+    input_size: int
+    hidden_size: int
+    params: dict[str, np.ndarray]     # l{k}.Wx / l{k}.Wh / l{k}.b (and *_rev when bidirectional)
+
+    def to_module(self, dtype=None):
+        """A ``bptt.nn.RecurrentStack`` (or ``BidirectionalStack``) holding these weights."""
+        from ..nn import RecurrentStack
+        dt = dtype or self.params["l0.Wx"].dtype
+        if self.bidirectional:
+            from ..nn.bidirectional import BidirectionalStack
+            m = BidirectionalStack(self.input_size, self.hidden_size, self.cell,
+                                   self.num_layers, dtype=dt)
+        else:
+            m = RecurrentStack(self.input_size, self.hidden_size, self.cell, self.num_layers,
+                               dtype=dt)
+        for k, v in self.params.items():
+            m.params[k][...] = v
+        return m
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InteropError(f"{path}: no such file")
+    try:
+        return _st().load(path.read_bytes())
+    except InteropError:
+        raise
+    except Exception as e:     # safetensors raises its own error types
+        raise InteropError(f"{path} is not a readable safetensors file ({e})") from None
+
+
+def _infer_cell(sd: dict[str, np.ndarray], path: Path) -> str:
+    w_ih = sd.get("weight_ih_l0")
+    w_hh = sd.get("weight_hh_l0")
+    if w_ih is None or w_hh is None or w_hh.ndim != 2:
+        raise InteropError(f"{path} has no weight_ih_l0 / weight_hh_l0; is it a torch.nn.RNN or "
+                           f"torch.nn.LSTM state dict?")
+    G, H = w_hh.shape
+    if G == 4 * H:
+        return "lstm"
+    if G == H:
+        return "rnn"
+    raise InteropError(f"{path}: weight_hh_l0 has shape {tuple(w_hh.shape)}, which is neither "
+                       f"(H, H) (RNN) nor (4H, H) (LSTM); GRU and other cells are not supported")
+
+
+def import_torch_stack(path: str | Path, cell: str | None = None) -> ImportedStack:
+    """Read a torch.nn.RNN / torch.nn.LSTM state dict saved with safetensors.
+
+    ``cell`` ('rnn' or 'lstm') is inferred from weight_hh_l0's shape when not given.
+    """
+    path = Path(path)
+    sd = _read(path)
+    cell = cell or _infer_cell(sd, path)
+    try:
+        layers = stack_from_torch_state_dict(sd, cell)
+    except ValueError as e:
+        raise InteropError(f"{path}: {e}") from None
+    params: dict[str, np.ndarray] = {}
+    bidirectional = isinstance(layers[0], tuple) and not hasattr(layers[0], "Wx")
+    for k, entry in enumerate(layers):
+        dirs = entry if bidirectional else (entry,)
+        for suffix, lw in zip(("", "_rev"), dirs):
+            params[f"l{k}.Wx{suffix}"] = lw.Wx
+            params[f"l{k}.Wh{suffix}"] = lw.Wh
+            params[f"l{k}.b{suffix}"] = lw.b
+    H = params["l0.Wh"].shape[0]
+    return ImportedStack(cell, len(layers), bidirectional, params["l0.Wx"].shape[0], H, params)
+
+
+def import_torch_lm(path: str | Path):
+    """Rebuild a ``bptt.nn.LanguageModel`` and its ``Vocab`` from an export's three files.
+
+    ``path`` is OUT.safetensors; OUT.json and OUT.head.safetensors must lie beside it.
+    """
+    from ..data.text import Vocab
+    from ..nn import LanguageModel, LMConfig
+
+    path = Path(path)
+    side = sibling(path, ".json")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InteropError(f"{side} is missing or unreadable ({e}); a bare state dict imports "
+                           f"as a recurrent stack only (bptt import ... --stack-only)") from None
+    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+        raise InteropError(f"{side} is not a bptt export sidecar")
+    stack = import_torch_stack(path)
+    head = _read(path.parent / meta["decoder"]["file"])
+    try:
+        cfg = LMConfig(**meta["bptt_config"])
+        vocab = Vocab.from_json(meta["vocab"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InteropError(f"{side} has no usable config or vocabulary ({e})") from None
+    if stack.bidirectional or stack.cell != cfg.cell or stack.num_layers != cfg.layers:
+        raise InteropError(f"{path} does not match its sidecar (cell {stack.cell}, "
+                           f"{stack.num_layers} layers)")
+    model = LanguageModel(cfg, np.random.default_rng(0))
+    arrays = {f"rnn.{k}": v for k, v in stack.params.items()}
+    arrays["out.w"] = head["decoder.weight"].T
+    arrays["out.b"] = head["decoder.bias"]
+    if cfg.embed > 0:
+        arrays["embed.W"] = head.get("encoder.weight")
+    for name, p in model.params.items():
+        a = arrays.get(name)
+        if a is None or a.shape != p.shape:
+            got = "missing" if a is None else f"shape {tuple(a.shape)}"
+            raise InteropError(f"{path}: parameter {name} is {got}, expected {p.shape}")
+        p[...] = a
+    return model, vocab, meta
