@@ -8,6 +8,11 @@ A cell provides:
     gates, order, sigmoid_blocks          layout of its G = gates * H pre-activations
     forward_begin / preactivation / forward_step / last_state
     backward_factors / backward_begin / backward_step / backward_end
+
+``forward_begin(..., store)``: with store False (inference) a cell keeps only the buffers of the
+current step. ``backward_factors(st, Hs, hold, dA)`` gets the engine's (G, T, N) buffer for the
+gate gradients, which a cell may pre-fill with its factors (the RNN does, and then scales them in
+place each step).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ class RNNCell:
     order = (0,)
     sigmoid_blocks = 0
 
-    def forward_begin(self, T, N, H, dtype, c0):
+    def forward_begin(self, T, N, H, dtype, c0, store):
         return {}
 
     def preactivation(self, st, t, Hs):
@@ -38,20 +43,24 @@ class RNNCell:
     def last_state(self, st):
         return None
 
-    def backward_factors(self, st, Hs, hold):
-        """K (T, H, N) = 1 - h_t**2, zero on held steps (their dz is zero)."""
-        h = Hs[:, 1:].transpose(1, 0, 2)            # (T, H, N) view
-        K = np.multiply(h, h)
-        np.subtract(1.0, K, out=K)
+    def backward_factors(self, st, Hs, hold, dA):
+        """dA (H, T, N) <- 1 - h_t**2, zero on held steps; backward_step scales it in place.
+
+        Two passes over the hidden states, redone by every backward, so the cache holds nothing
+        beyond the states themselves.
+        """
+        h = Hs[:, 1:]                               # (H, T, N), same storage order as dA
+        np.multiply(h, h, out=dA)
+        np.subtract(dA.dtype.type(1), dA, out=dA)
         if hold is not None:
-            K *= ~hold[:, None, :]
-        return {"K": K}
+            dA *= ~hold                             # (T, N) broadcast over H
+        return None
 
     def backward_begin(self, fac, dlast, H, N, dtype):
         return None
 
     def backward_step(self, fac, carry, t, dh, dz):
-        np.multiply(dh, fac["K"][t], out=dz[0])     # dz (1, H, N)
+        dz[0] *= dh                                 # dz (1, H, N) holds 1 - h_t**2
 
     def backward_end(self, carry):
         return None
@@ -73,9 +82,16 @@ class LSTMCell:
         dz_g  = dc * i * (1 - g**2)
         dc_{t-1} = dc * f
 
-    Every factor that does not depend on dh or dc is computed for all T at once before the loop.
     Internal block order is (o, i, f, g): the three sigmoid gates are contiguous (rows 0:3H) and
     so are the three gates driven by dc (rows H:4H).
+
+    Forward storage ``Z`` (T+1, 5H, N): step t's block holds its activated gates o, i, f, g and,
+    in rows 4H:5H, c_{t-1} (slot T holds c_T). Rows H:3H (i, f) times rows 3H:5H (g, c_{t-1}) is
+    then one multiply, and c_t one add. Every factor of the backward that does not depend on dh
+    or dc is computed once, for all T, by the first backward, in place over Z:
+    Z[t] becomes (Ko, Ki, Kf, Kg, F) with dz_o = dh * Ko, dz_ifg = dc * (Ki, Kf, Kg),
+    dc_{t-1} = dc * F, and tanh(c_t) is replaced by Kc = o (1 - tanh(c_t)**2). Later backward
+    calls on the same cache reuse them.
     """
 
     name = "lstm"
@@ -83,71 +99,88 @@ class LSTMCell:
     order = (3, 0, 1, 2)                            # internal block k holds public gate order[k]
     sigmoid_blocks = 3
 
-    def forward_begin(self, T, N, H, dtype, c0):
-        cs = np.empty((T + 1, H, N), dtype=dtype)   # cell states, slot 0 = c0
-        if c0 is None:
-            cs[0] = 0.0
-        else:
-            cs[0] = c0.T
+    def forward_begin(self, T, N, H, dtype, c0, store):
+        slots = T + 1 if store else 2               # inference: two blocks, used alternately
+        Z = np.empty((slots, 5 * H, N), dtype=dtype)
+        Z[0, 4 * H:] = 0.0 if c0 is None else c0.T
         return {
-            "Z": np.empty((T, 4 * H, N), dtype=dtype),  # post-activation gates (o, i, f, g)
-            "cs": cs,
-            "tc": np.empty((T, H, N), dtype=dtype),     # tanh(c_t)
-            "tmp": np.empty((H, N), dtype=dtype),
+            "Z": Z,                                       # (slots, 5H, N): o, i, f, g, c_{t-1}
+            "tc": np.empty((T if store else 1, H, N), dtype=dtype),   # tanh(c_t)
+            "prod": np.empty((2 * H, N), dtype=dtype),
             "H": H,
+            "T": T,
+            "store": store,
+            "half": dtype.type(0.5),                # a typed scalar: faster on small float32 arrays
         }
 
+    @staticmethod
+    def _slot(st, t):
+        return t if st["store"] else t & 1
+
     def preactivation(self, st, t, Hs):
-        return st["Z"][t]
+        return st["Z"][self._slot(st, t), : 4 * st["H"]]
 
     def forward_step(self, st, t, z, h_prev, h_out, hold):
-        H = st["H"]
+        H, half, Z = st["H"], st["half"], st["Z"]
         np.tanh(z, out=z)                           # all four gates in one call
         s = z[: 3 * H]                              # o, i, f: sigmoid = 0.5 * tanh(z / 2) + 0.5
-        s *= 0.5
-        s += 0.5
-        o, i, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        c_prev, c = st["cs"][t], st["cs"][t + 1]
-        np.multiply(f, c_prev, out=c)
-        np.multiply(i, g, out=st["tmp"])
-        c += st["tmp"]
+        s *= half
+        s += half
+        blk = Z[self._slot(st, t)]                  # (5H, N): o, i, f, g, c_{t-1}
+        prod = st["prod"]
+        np.multiply(blk[H:3 * H], blk[3 * H:], out=prod)            # i * g, f * c_{t-1}
+        c = Z[self._slot(st, t + 1), 4 * H:]        # c_t goes where step t+1 reads c_{t-1}
+        np.add(prod[:H], prod[H:], out=c)
         if hold is not None:
-            np.copyto(c, c_prev, where=hold)
-        tc = st["tc"][t]
+            np.copyto(c, blk[4 * H:], where=hold)
+        tc = st["tc"][t if st["store"] else 0]
         np.tanh(c, out=tc)
-        np.multiply(o, tc, out=h_out)
+        np.multiply(blk[:H], tc, out=h_out)
 
     def last_state(self, st):
-        return np.ascontiguousarray(st["cs"][-1].T)  # (N, H)
+        slot = self._slot(st, st["T"])              # where the last step wrote c_T
+        return np.ascontiguousarray(st["Z"][slot, 4 * st["H"]:].T)  # (N, H)
 
-    def backward_factors(self, st, Hs, hold):
-        """K (T, 4, H, N) = [Ko, Ki, Kf, Kg], Kc (T, H, N), F (T, H, N): see the class docstring."""
-        Z, tc = st["Z"], st["tc"]
-        T, G, N = Z.shape
-        H = G // 4
-        Zg = Z.reshape(T, 4, H, N)
-        o, i, f, g = Zg[:, 0], Zg[:, 1], Zg[:, 2], Zg[:, 3]      # (T, H, N) views
-        c_prev = st["cs"][:T]
-        K = np.empty((T, 4, H, N), dtype=Z.dtype)
-        np.multiply(o, 1.0 - o, out=K[:, 0])
-        K[:, 0] *= tc                                            # Ko = tanh(c) o (1 - o)
-        np.multiply(i, 1.0 - i, out=K[:, 1])
-        K[:, 1] *= g                                             # Ki = g i (1 - i)
-        np.multiply(f, 1.0 - f, out=K[:, 2])
-        K[:, 2] *= c_prev                                        # Kf = c_{t-1} f (1 - f)
-        np.multiply(g, g, out=K[:, 3])
-        np.subtract(1.0, K[:, 3], out=K[:, 3])
-        K[:, 3] *= i                                             # Kg = i (1 - g^2)
+    def backward_factors(self, st, Hs, hold, dA):
+        """The recurrence-free factors (see the class docstring), computed on first use."""
+        if "K" not in st:
+            self._factors_in_place(st, hold)
+        return st
+
+    @staticmethod
+    def _factors_in_place(st, hold):
+        Z, tc, H = st.pop("Z"), st.pop("tc"), st["H"]
+        T = tc.shape[0]
+        one = Z.dtype.type(1)
+        B = Z[:T]                                                # (T, 5H, N)
+        o, i, f, g, cp = (B[:, k * H:(k + 1) * H] for k in range(5))   # (T, H, N) views
         Kc = np.multiply(tc, tc)
-        np.subtract(1.0, Kc, out=Kc)
+        np.subtract(one, Kc, out=Kc)
         Kc *= o                                                  # Kc = o (1 - tanh(c)^2)
-        F = f.copy()                                             # dc_{t-1} = dc * F
+        tc *= o
+        np.subtract(one, o, out=o)
+        o *= tc                                                  # Ko = tanh(c) o (1 - o)
+        tmp = np.subtract(one, f)
+        tmp *= f
+        tmp *= cp                                                # Kf = c_{t-1} f (1 - f)
+        np.copyto(cp, f)                                         # F = f
+        np.copyto(f, tmp)
+        np.multiply(g, g, out=tmp)
+        np.subtract(one, tmp, out=tmp)
+        tmp *= i                                                 # Kg = i (1 - g^2)
+        g *= i
+        np.subtract(one, i, out=i)
+        i *= g                                                   # Ki = g i (1 - i)
+        np.copyto(g, tmp)
         if hold is not None:
             valid = ~hold[:, None, :]                            # (T, 1, N)
-            K *= valid[:, None]
+            B[:, :4 * H] *= valid
             Kc *= valid
-            np.copyto(F, 1.0, where=hold[:, None, :])
-        return {"K": K, "Kc": Kc, "F": F, "tmp": np.empty((H, N), dtype=Z.dtype)}
+            np.copyto(cp, one, where=hold[:, None, :])           # held: dc passes through
+        st["K"] = B[:, :4 * H].reshape(T, 4, H, -1)              # (T, 4, H, N) view
+        st["F"] = cp
+        st["Kc"] = Kc
+        st["tmp"] = np.empty_like(Kc[0])
 
     def backward_begin(self, fac, dlast, H, N, dtype):
         dc = np.zeros((H, N), dtype=dtype)                       # dL/dc_t, carried
@@ -156,11 +189,11 @@ class LSTMCell:
         return dc
 
     def backward_step(self, fac, dc, t, dh, dz):
-        tmp = fac["tmp"]
+        tmp, K = fac["tmp"], fac["K"][t]                         # K (4, H, N)
         np.multiply(dh, fac["Kc"][t], out=tmp)
         dc += tmp                                                # dL/dc_t, total
-        np.multiply(dh, fac["K"][t, 0], out=dz[0])               # dz_o
-        np.multiply(dc, fac["K"][t, 1:], out=dz[1:])             # dz_i, dz_f, dz_g
+        np.multiply(dh, K[0], out=dz[0])                         # dz_o
+        np.multiply(dc, K[1:], out=dz[1:])                       # dz_i, dz_f, dz_g
         dc *= fac["F"][t]                                        # becomes dL/dc_{t-1}
 
     def backward_end(self, dc):
