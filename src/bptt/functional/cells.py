@@ -1,23 +1,31 @@
 """Pointwise math of each recurrent cell, in the engine's internal layout.
 
 Shapes here are feature-major (see ``recurrence.py``): a step's arrays are (H, N), one column per
-sample, and the step's pre-activations z are (G, N) with the gate blocks in the cell's internal
-``order`` and the sigmoid rows already halved (so ``tanh`` of them gives tanh(z_true / 2)).
+sample, and the step's pre-activations z' are (G, N) with the gate blocks in the cell's internal
+``order`` and the sigmoid rows already halved (so ``tanh`` of them gives tanh(z / 2)). The
+backward produces dL/dz', which on a sigmoid row is 2 dL/dz.
 
 A cell provides:
     gates, order, sigmoid_blocks          layout of its G = gates * H pre-activations
     forward_begin / preactivation / forward_step / last_state
     backward_factors / backward_begin / backward_step / backward_end
 
-``forward_begin(..., store)``: with store False (inference) a cell keeps only the buffers of the
-current step. ``backward_factors(st, Hs, hold, dA)`` gets the engine's (G, T, N) buffer for the
-gate gradients, which a cell may pre-fill with its factors (the RNN does, and then scales them in
-place each step).
+``forward_begin(T, N, H, dtype, c0, store, h_steps)`` gets the engine's per-step views of the
+hidden states; with store False (inference) a cell keeps only the buffers of the current step.
+``backward_factors(st, Hs, hold, dA)`` gets the engine's (G, T, N) buffer for the gate gradients,
+which a cell may pre-fill with its factors (the RNN does, and then scales them in place each step).
+Per-step views are made once, as lists (``_steps``), because the loops run once per time step and
+at small batch sizes their Python overhead is most of the time.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def _steps(A: np.ndarray) -> list:
+    """[A[t] for every t] as a list of views, made in one C-level pass."""
+    return list(A)
 
 
 class RNNCell:
@@ -31,14 +39,18 @@ class RNNCell:
     order = (0,)
     sigmoid_blocks = 0
 
-    def forward_begin(self, T, N, H, dtype, c0, store):
-        return {}
+    def forward_begin(self, T, N, H, dtype, c0, store, h_steps):
+        # z_t goes straight into h_t's slot where that is contiguous; else into a buffer, since
+        # ufuncs on strided (H, N) views run several times slower.
+        if h_steps[0].flags.c_contiguous:
+            return h_steps[1:]
+        return [np.empty((H, N), dtype=dtype)] * T
 
-    def preactivation(self, st, t, Hs):
-        return Hs[:, t + 1]                         # z_t is computed straight into h_t's slot
+    def preactivation(self, st, t):
+        return st[t]
 
-    def forward_step(self, st, t, z, h_prev, h_out, hold):
-        np.tanh(z, out=h_out)                       # z is h_out: in place
+    def forward_step(self, st, t, z, h_out, hold):
+        np.tanh(z, out=h_out)
 
     def last_state(self, st):
         return None
@@ -87,11 +99,12 @@ class LSTMCell:
 
     Forward storage ``Z`` (T+1, 5H, N): step t's block holds its activated gates o, i, f, g and,
     in rows 4H:5H, c_{t-1} (slot T holds c_T). Rows H:3H (i, f) times rows 3H:5H (g, c_{t-1}) is
-    then one multiply, and c_t one add. Every factor of the backward that does not depend on dh
-    or dc is computed once, for all T, by the first backward, in place over Z:
-    Z[t] becomes (Ko, Ki, Kf, Kg, F) with dz_o = dh * Ko, dz_ifg = dc * (Ki, Kf, Kg),
-    dc_{t-1} = dc * F, and tanh(c_t) is replaced by Kc = o (1 - tanh(c_t)**2). Later backward
-    calls on the same cache reuse them.
+    then one multiply, and c_t one add. Inference uses two such blocks in turn. Every factor of
+    the backward that does not depend on dh or dc is computed once, for all T, by the first
+    backward, in place over Z: Z[t] becomes (Ko, Ki, Kf, Kg, F) with dz'_o = dh * Ko,
+    dz'_ifg = dc * (Ki, Kf, Kg), dc_{t-1} = dc * F, and tanh(c_t) is replaced by
+    Kc = o (1 - tanh(c_t)**2). Ko, Ki and Kf carry the factor 2 of the halved sigmoid
+    pre-activations (dz' = 2 dz). Later backward calls on the same cache reuse them.
     """
 
     name = "lstm"
@@ -99,47 +112,48 @@ class LSTMCell:
     order = (3, 0, 1, 2)                            # internal block k holds public gate order[k]
     sigmoid_blocks = 3
 
-    def forward_begin(self, T, N, H, dtype, c0, store):
-        slots = T + 1 if store else 2               # inference: two blocks, used alternately
-        Z = np.empty((slots, 5 * H, N), dtype=dtype)
+    def forward_begin(self, T, N, H, dtype, c0, store, h_steps):
+        Z = np.empty((T + 1 if store else 2, 5 * H, N), dtype=dtype)  # o, i, f, g, c_{t-1}
         Z[0, 4 * H:] = 0.0 if c0 is None else c0.T
+        tc = np.empty((T if store else 1, H, N), dtype=dtype)         # tanh(c_t)
+        prod = np.empty((2 * H, N), dtype=dtype)
+
+        def per_step(A):                            # inference: blocks 0, 1, 0, 1, ... (T + 1)
+            views = _steps(A)
+            return views if store else [views[t % len(views)] for t in range(T + 1)]
+
         return {
-            "Z": Z,                                       # (slots, 5H, N): o, i, f, g, c_{t-1}
-            "tc": np.empty((T if store else 1, H, N), dtype=dtype),   # tanh(c_t)
-            "prod": np.empty((2 * H, N), dtype=dtype),
-            "H": H,
-            "T": T,
-            "store": store,
+            "Z": Z, "tc": tc, "T": T, "H": H, "store": store,
+            "z": per_step(Z[:, :4 * H]),            # pre-activations, then activated gates
+            "sig": per_step(Z[:, :3 * H]),          # o, i, f
+            "o": per_step(Z[:, :H]),
+            "if": per_step(Z[:, H:3 * H]),
+            "gc": per_step(Z[:, 3 * H:]),           # g, c_{t-1}
+            "c": per_step(Z[:, 4 * H:]),            # c[t] = c_{t-1}
+            "tcs": per_step(tc),
+            "prod": prod, "ig": prod[:H], "fc": prod[H:],
             "half": dtype.type(0.5),                # a typed scalar: faster on small float32 arrays
         }
 
-    @staticmethod
-    def _slot(st, t):
-        return t if st["store"] else t & 1
+    def preactivation(self, st, t):
+        return st["z"][t]
 
-    def preactivation(self, st, t, Hs):
-        return st["Z"][self._slot(st, t), : 4 * st["H"]]
-
-    def forward_step(self, st, t, z, h_prev, h_out, hold):
-        H, half, Z = st["H"], st["half"], st["Z"]
+    def forward_step(self, st, t, z, h_out, hold):
         np.tanh(z, out=z)                           # all four gates in one call
-        s = z[: 3 * H]                              # o, i, f: sigmoid = 0.5 * tanh(z / 2) + 0.5
+        s, half = st["sig"][t], st["half"]          # o, i, f: sigmoid = 0.5 * tanh(z / 2) + 0.5
         s *= half
         s += half
-        blk = Z[self._slot(st, t)]                  # (5H, N): o, i, f, g, c_{t-1}
-        prod = st["prod"]
-        np.multiply(blk[H:3 * H], blk[3 * H:], out=prod)            # i * g, f * c_{t-1}
-        c = Z[self._slot(st, t + 1), 4 * H:]        # c_t goes where step t+1 reads c_{t-1}
-        np.add(prod[:H], prod[H:], out=c)
+        np.multiply(st["if"][t], st["gc"][t], out=st["prod"])      # i * g, f * c_{t-1}
+        c = st["c"][t + 1]                          # c_t goes where step t+1 reads c_{t-1}
+        np.add(st["ig"], st["fc"], out=c)
         if hold is not None:
-            np.copyto(c, blk[4 * H:], where=hold)
-        tc = st["tc"][t if st["store"] else 0]
+            np.copyto(c, st["c"][t], where=hold)
+        tc = st["tcs"][t]
         np.tanh(c, out=tc)
-        np.multiply(blk[:H], tc, out=h_out)
+        np.multiply(st["o"][t], tc, out=h_out)
 
     def last_state(self, st):
-        slot = self._slot(st, st["T"])              # where the last step wrote c_T
-        return np.ascontiguousarray(st["Z"][slot, 4 * st["H"]:].T)  # (N, H)
+        return np.ascontiguousarray(st["c"][st["T"]].T)              # c_T (N, H)
 
     def backward_factors(self, st, Hs, hold, dA):
         """The recurrence-free factors (see the class docstring), computed on first use."""
@@ -149,37 +163,43 @@ class LSTMCell:
 
     @staticmethod
     def _factors_in_place(st, hold):
-        Z, tc, H = st.pop("Z"), st.pop("tc"), st["H"]
-        T = tc.shape[0]
+        Z, tc, H, T = st["Z"], st["tc"], st["H"], st["T"]
         one = Z.dtype.type(1)
         B = Z[:T]                                                # (T, 5H, N)
         o, i, f, g, cp = (B[:, k * H:(k + 1) * H] for k in range(5))   # (T, H, N) views
         Kc = np.multiply(tc, tc)
         np.subtract(one, Kc, out=Kc)
         Kc *= o                                                  # Kc = o (1 - tanh(c)^2)
-        tc *= o
+        np.multiply(tc, o, out=tc)
+        tc += tc
         np.subtract(one, o, out=o)
-        o *= tc                                                  # Ko = tanh(c) o (1 - o)
+        o *= tc                                                  # Ko = 2 tanh(c) o (1 - o)
         tmp = np.subtract(one, f)
         tmp *= f
-        tmp *= cp                                                # Kf = c_{t-1} f (1 - f)
+        np.multiply(cp, tmp, out=tmp)
+        tmp += tmp                                               # Kf = 2 c_{t-1} f (1 - f)
         np.copyto(cp, f)                                         # F = f
         np.copyto(f, tmp)
         np.multiply(g, g, out=tmp)
         np.subtract(one, tmp, out=tmp)
         tmp *= i                                                 # Kg = i (1 - g^2)
         g *= i
+        g += g
         np.subtract(one, i, out=i)
-        i *= g                                                   # Ki = g i (1 - i)
+        i *= g                                                   # Ki = 2 g i (1 - i)
         np.copyto(g, tmp)
         if hold is not None:
             valid = ~hold[:, None, :]                            # (T, 1, N)
             B[:, :4 * H] *= valid
             Kc *= valid
             np.copyto(cp, one, where=hold[:, None, :])           # held: dc passes through
-        st["K"] = B[:, :4 * H].reshape(T, 4, H, -1)              # (T, 4, H, N) view
-        st["F"] = cp
-        st["Kc"] = Kc
+        for k in ("z", "sig", "o", "if", "gc", "c", "tcs", "tc"):   # forward views: stale now
+            del st[k]
+        st["K"] = True
+        st["Ko"] = _steps(o)
+        st["Kifg"] = _steps(B[:, H:4 * H].reshape(T, 3, H, -1))  # (3, H, N) per step
+        st["F"] = _steps(cp)
+        st["Kc"] = _steps(Kc)
         st["tmp"] = np.empty_like(Kc[0])
 
     def backward_begin(self, fac, dlast, H, N, dtype):
@@ -189,11 +209,11 @@ class LSTMCell:
         return dc
 
     def backward_step(self, fac, dc, t, dh, dz):
-        tmp, K = fac["tmp"], fac["K"][t]                         # K (4, H, N)
+        tmp = fac["tmp"]
         np.multiply(dh, fac["Kc"][t], out=tmp)
         dc += tmp                                                # dL/dc_t, total
-        np.multiply(dh, K[0], out=dz[0])                         # dz_o
-        np.multiply(dc, K[1:], out=dz[1:])                       # dz_i, dz_f, dz_g
+        np.multiply(dh, fac["Ko"][t], out=dz[0])                 # dz'_o
+        np.multiply(dc, fac["Kifg"][t], out=dz[1:])              # dz'_i, dz'_f, dz'_g
         dc *= fac["F"][t]                                        # becomes dL/dc_{t-1}
 
     def backward_end(self, dc):
