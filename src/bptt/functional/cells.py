@@ -115,7 +115,7 @@ class LSTMCell:
     def forward_begin(self, T, N, H, dtype, c0, store, h_steps):
         Z = np.empty((T + 1 if store else 2, 5 * H, N), dtype=dtype)  # o, i, f, g, c_{t-1}
         Z[0, 4 * H:] = 0.0 if c0 is None else c0.T
-        tc = np.empty((T if store else 1, H, N), dtype=dtype)         # tanh(c_t)
+        tc = np.empty((H, N), dtype=dtype)          # tanh(c_t), one step (the backward remakes it)
         prod = np.empty((2 * H, N), dtype=dtype)
 
         def per_step(A):                            # inference: blocks 0, 1, 0, 1, ... (T + 1)
@@ -123,14 +123,13 @@ class LSTMCell:
             return views if store else [views[t % len(views)] for t in range(T + 1)]
 
         return {
-            "Z": Z, "tc": tc, "T": T, "H": H, "store": store,
+            "Z": Z, "tc": tc, "T": T, "H": H,
             "z": per_step(Z[:, :4 * H]),            # pre-activations, then activated gates
             "sig": per_step(Z[:, :3 * H]),          # o, i, f
             "o": per_step(Z[:, :H]),
             "if": per_step(Z[:, H:3 * H]),
             "gc": per_step(Z[:, 3 * H:]),           # g, c_{t-1}
             "c": per_step(Z[:, 4 * H:]),            # c[t] = c_{t-1}
-            "tcs": per_step(tc),
             "prod": prod, "ig": prod[:H], "fc": prod[H:],
             "half": dtype.type(0.5),                # a typed scalar: faster on small float32 arrays
         }
@@ -148,7 +147,7 @@ class LSTMCell:
         np.add(st["ig"], st["fc"], out=c)
         if hold is not None:
             np.copyto(c, st["c"][t], where=hold)
-        tc = st["tcs"][t]
+        tc = st["tc"]
         np.tanh(c, out=tc)
         np.multiply(st["o"][t], tc, out=h_out)
 
@@ -163,18 +162,19 @@ class LSTMCell:
 
     @staticmethod
     def _factors_in_place(st, hold):
-        Z, tc, H, T = st["Z"], st["tc"], st["H"], st["T"]
+        Z, H, T = st["Z"], st["H"], st["T"]
         one = Z.dtype.type(1)
         B = Z[:T]                                                # (T, 5H, N)
         o, i, f, g, cp = (B[:, k * H:(k + 1) * H] for k in range(5))   # (T, H, N) views
-        Kc = np.multiply(tc, tc)
+        Kc = np.tanh(Z[1:, 4 * H:])                              # tanh(c_t), remade: one pass
+        tmp = np.multiply(Kc, o)                                 # (T, H, N) scratch
+        tmp += tmp                                               # 2 tanh(c) o
+        np.multiply(Kc, Kc, out=Kc)
         np.subtract(one, Kc, out=Kc)
         Kc *= o                                                  # Kc = o (1 - tanh(c)^2)
-        np.multiply(tc, o, out=tc)
-        tc += tc
         np.subtract(one, o, out=o)
-        o *= tc                                                  # Ko = 2 tanh(c) o (1 - o)
-        tmp = np.subtract(one, f)
+        o *= tmp                                                 # Ko = 2 tanh(c) o (1 - o)
+        np.subtract(one, f, out=tmp)
         tmp *= f
         np.multiply(cp, tmp, out=tmp)
         tmp += tmp                                               # Kf = 2 c_{t-1} f (1 - f)
@@ -193,7 +193,7 @@ class LSTMCell:
             B[:, :4 * H] *= valid
             Kc *= valid
             np.copyto(cp, one, where=hold[:, None, :])           # held: dc passes through
-        for k in ("z", "sig", "o", "if", "gc", "c", "tcs", "tc"):   # forward views: stale now
+        for k in ("z", "sig", "o", "if", "gc", "c", "tc"):      # forward views: stale now
             del st[k]
         st["K"] = True
         st["Ko"] = _steps(o)

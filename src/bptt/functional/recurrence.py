@@ -11,7 +11,8 @@ all of the loop, masks and state carry below.
 
 Internal layout ("feature-major": one column per sample, so every gate is a contiguous block):
 
-    X2  (T*N, D)       the inputs, rows in time-major order (row t*N + n holds x[n, t])
+    X2  (T*N, D)       the inputs, rows in time-major order (row t*N + n holds x[n, t]); made
+                       for the input GEMM and again for dWx, not kept (the cache refers to x)
     XW  (G, T, N)      x_t @ Wx + b for every step: ONE GEMM before the loop
     Hs  (H, T+1, N)    hidden states; slot 0 holds h0
     dA  (G, T, N)      dL/dz'_t for every step (z' the internal pre-activation, below)
@@ -56,10 +57,12 @@ class RecurrenceCache:
     """Everything the backward needs, in the internal layout (see the module docstring)."""
 
     cell: Any                       # the Cell object
-    X2: np.ndarray                  # (T*N, D) inputs, time-major rows
+    x: np.ndarray                   # (N, T, D) the input, referenced (not copied) as the
+                                    # other layers' caches and PyTorch do: modify none of
+                                    # x, Wx, Wh in place between forward and backward
     Hs: np.ndarray                  # (H, T+1, N) hidden states, Hs[:, 0] = h0
-    Wx_f: np.ndarray                # (D, G) Wx in internal gate order, sigmoid columns halved
-    Wh_f: np.ndarray                # (H, G) Wh likewise
+    Wx: np.ndarray                  # (D, G) referenced, like x; the backward remakes the
+    Wh: np.ndarray                  # (H, G) internal copies, so the cache holds none
     hold: np.ndarray | None         # (T, N) True where the state is held (mask False), or None
     holds: list                     # per step: hold[t], or None where no sample is held
     extra: dict = field(default_factory=dict)   # the cell's own arrays (see cells.py)
@@ -121,6 +124,30 @@ def _to_internal(W: np.ndarray, cell, H: int) -> np.ndarray:
     return out.reshape(W.shape)
 
 
+def _weight_grad(A: np.ndarray, dA2: np.ndarray, cell, H: int) -> np.ndarray:
+    """A (R, T*N) @ dA2.T (T*N, G), the gradient of an internal weight, made public in place.
+
+    Each run of internal gate blocks that is also consecutive in the public order is one GEMM
+    written straight into its public columns (two for the LSTM), then the sigmoid blocks are
+    halved: no permuting copy of the (R, G) result.
+    """
+    if not cell.sigmoid_blocks and cell.order == tuple(range(cell.gates)):
+        return A @ dA2.T
+    out = np.empty((A.shape[0], dA2.shape[0]), dtype=dA2.dtype)
+    k = 0
+    while k < cell.gates:
+        k2 = k + 1                                   # extend the run while public blocks follow
+        while k2 < cell.gates and cell.order[k2] == cell.order[k2 - 1] + 1:
+            k2 += 1
+        p = cell.order[k]
+        np.matmul(A, dA2[k * H:k2 * H].T, out=out[:, p * H:(p + k2 - k) * H])
+        k = k2
+    half = dA2.dtype.type(0.5)
+    for k in range(cell.sigmoid_blocks):
+        out[:, cell.order[k] * H:(cell.order[k] + 1) * H] *= half
+    return out
+
+
 def _to_public(dW: np.ndarray, cell, H: int) -> np.ndarray:
     """A gradient with respect to internal weights -> the one with respect to the public weights.
 
@@ -161,6 +188,7 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
 
     X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D), a view if N == 1
     XW = np.matmul(WxT_f, X2.T)                                        # (G, T*N)
+    del X2                                                             # remade by the backward
     XW += b_f
     XW = XW.reshape(G, T, N)
     Hs = steps_buffer(H, T + 1, N, dt, time_major=not store)           # slot 0 = h0
@@ -180,9 +208,7 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
     h = Hs[:, 1:].transpose(2, 1, 0).copy()                            # (N, T, H), never a view
     if not store:
         return h, cell.last_state(st), None
-    if np.may_share_memory(X2, x):
-        X2 = X2.copy()                                                 # the cache owns its inputs
-    cache = RecurrenceCache(cell, X2, Hs, Wx_f, Wh_f, hold, holds, st)
+    cache = RecurrenceCache(cell, x, Hs, Wx, Wh, hold, holds, st)
     return h, cell.last_state(st), cache
 
 
@@ -195,18 +221,18 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     Returns (dx (N, T, D), dh0 (N, H), dextra0 (N, H) or None, dWx (D, G), dWh (H, G), db (G,)).
     The cache may be used for more than one backward.
     """
-    cell, Hs, X2 = cache.cell, cache.Hs, cache.X2
-    H, T1, N = Hs.shape
-    T = T1 - 1
-    D = X2.shape[1]
+    cell, Hs, x = cache.cell, cache.Hs, cache.x
+    N, T, D = x.shape
+    H = Hs.shape[0]
     G = cell.gates * H
     dt = Hs.dtype
 
-    dHt = np.ascontiguousarray(dh.transpose(1, 2, 0))                  # (T, H, N)
     dA = steps_buffer(G, T, N, dt)                                     # dL/dz'_t, all steps
     fac = cell.backward_factors(cache.extra, Hs, cache.hold, dA)       # recurrence-free factors
     carry = cell.backward_begin(fac, dlast_extra, H, N, dt)
+    dHt = np.ascontiguousarray(dh.transpose(1, 2, 0))                  # (T, H, N)
 
+    Wh_f = _to_internal(cache.Wh, cell, H)                             # (H, G)
     dA_steps = _step_views(dA)                                         # (G, N) per step
     dz_steps = list(dA.reshape(cell.gates, H, T, N).transpose(2, 0, 1, 3))  # (gates, H, N)
     holds = cache.holds
@@ -215,17 +241,24 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     for t in reversed(range(T)):
         np.add(dHt[t], dh_next, out=dh_tot)                            # dL/dh_t, total
         cell.backward_step(fac, carry, t, dh_tot, dz_steps[t])         # writes dz'_t
-        np.matmul(cache.Wh_f, dA_steps[t], out=dh_next)                # (H, G) @ (G, N)
+        np.matmul(Wh_f, dA_steps[t], out=dh_next)                      # (H, G) @ (G, N)
         if holds[t] is not None:
             np.copyto(dh_next, dh_tot, where=holds[t])                 # held: pass straight through
 
+    # After the loop, in the order that keeps the fewest large arrays alive at once.
+    del dHt, Wh_f
     dA2 = dA.reshape(G, T * N)                                         # a view (see steps_buffer)
+    Wx_f = _to_internal(cache.Wx, cell, H)                             # (D, G)
+    dx = np.empty((N, T, D), dtype=dt)
+    steps = max(1, min(T, -(-max(1024, T * N // 8) // N)))            # >= 1024 columns a GEMM
+    for t0 in range(0, T, steps):                                      # in chunks: no (T*N, D)
+        t1 = min(T, t0 + steps)                                        # temporary as large as dx
+        dX2 = dA2[:, t0 * N:t1 * N].T @ Wx_f.T                         # ((t1-t0)*N, D), time-major
+        dx[:, t0:t1] = dX2.reshape(t1 - t0, N, D).transpose(1, 0, 2)
+    del Wx_f, dX2
+    dWx = _weight_grad(x.transpose(1, 0, 2).reshape(T * N, D).T, dA2, cell, H)  # (D, G)
     Hprev = Hs[:, :T].reshape(H, T * N)                                # h_{t-1} for every step
-    dWx = X2.T @ dA2.T                                                 # (D, G)
-    dWh = Hprev @ dA2.T                                                # (H, G)
-    db = dA2.sum(axis=1)                                               # (G,)
-    dX2 = dA2.T @ cache.Wx_f.T                                         # (T*N, D), time-major rows
-    dx = np.ascontiguousarray(dX2.reshape(T, N, D).transpose(1, 0, 2))  # (N, T, D)
-    dWx, dWh, db = _to_public(dWx, cell, H), _to_public(dWh, cell, H), _to_public(db, cell, H)
+    dWh = _weight_grad(Hprev, dA2, cell, H)                            # (H, G)
+    db = _to_public(dA2.sum(axis=1), cell, H)                          # (G,)
     dextra0 = cell.backward_end(carry)
     return dx, np.ascontiguousarray(dh_next.T), dextra0, dWx, dWh, db
