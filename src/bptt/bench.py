@@ -492,9 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threads {args.threads} ({thread_note})  |  {repeats} interleaved rounds, "
           f"pause {args.pause:g} s")
     if info["avx512"] and info["openblas_core"] == "Haswell":
-        print("note: this CPU has AVX-512 but OpenBLAS runs its Haswell (AVX2) kernels; "
-              "OPENBLAS_CORETYPE=SkylakeX set before Python starts selects AVX-512 ones "
-              "(see docs/benchmarks.md)")
+        why = (f"OPENBLAS_CORETYPE={info['openblas_coretype_env']} is set"
+               if info["openblas_coretype_env"] else "OpenBLAS chose them")
+        print(f"note: this CPU has AVX-512 but NumPy's OpenBLAS runs its Haswell (AVX2) kernels "
+              f"({why}); PyTorch's oneDNN uses AVX-512. See docs/benchmarks.md.")
     peak = {dt: measure_gemm_peak(dt) for dt in args.dtypes}
     print("GEMM peak (2048^3, best of 5; measured again at the end): "
           + ", ".join(f"{dt} {g:.1f} GFLOP/s" for dt, g in peak.items()))
