@@ -1,18 +1,31 @@
 """Pointwise math of each recurrent cell, in the engine's internal layout.
 
 Shapes here are feature-major (see ``recurrence.py``): a step's arrays are (H, N), one column per
-sample, and the step's pre-activations z are (G, N) with the gate blocks in the cell's internal
-``order`` and the sigmoid rows already halved (so ``tanh`` of them gives tanh(z_true / 2)).
+sample, and the step's pre-activations z' are (G, N) with the gate blocks in the cell's internal
+``order`` and the sigmoid rows already halved (so ``tanh`` of them gives tanh(z / 2)). The
+backward produces dL/dz', which on a sigmoid row is 2 dL/dz.
 
 A cell provides:
     gates, order, sigmoid_blocks          layout of its G = gates * H pre-activations
     forward_begin / preactivation / forward_step / last_state
     backward_factors / backward_begin / backward_step / backward_end
+
+``forward_begin(T, N, H, dtype, c0, store, h_steps)`` gets the engine's per-step views of the
+hidden states; with store False (inference) a cell keeps only the buffers of the current step.
+``backward_factors(st, Hs, hold, dA)`` gets the engine's (G, T, N) buffer for the gate gradients,
+which a cell may pre-fill with its factors (the RNN does, and then scales them in place each step).
+Per-step views are made once, as lists (``_steps``), because the loops run once per time step and
+at small batch sizes their Python overhead is most of the time.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def _steps(A: np.ndarray) -> list:
+    """[A[t] for every t] as a list of views, made in one C-level pass."""
+    return list(A)
 
 
 class RNNCell:
@@ -26,32 +39,40 @@ class RNNCell:
     order = (0,)
     sigmoid_blocks = 0
 
-    def forward_begin(self, T, N, H, dtype, c0):
-        return {}
+    def forward_begin(self, T, N, H, dtype, c0, store, h_steps):
+        # z_t goes straight into h_t's slot where that is contiguous; else into a buffer, since
+        # ufuncs on strided (H, N) views run several times slower.
+        if h_steps[0].flags.c_contiguous:
+            return h_steps[1:]
+        return [np.empty((H, N), dtype=dtype)] * T
 
-    def preactivation(self, st, t, Hs):
-        return Hs[:, t + 1]                         # z_t is computed straight into h_t's slot
+    def preactivation(self, st, t):
+        return st[t]
 
-    def forward_step(self, st, t, z, h_prev, h_out, hold):
-        np.tanh(z, out=h_out)                       # z is h_out: in place
+    def forward_step(self, st, t, z, h_out, hold):
+        np.tanh(z, out=h_out)
 
     def last_state(self, st):
         return None
 
-    def backward_factors(self, st, Hs, hold):
-        """K (T, H, N) = 1 - h_t**2, zero on held steps (their dz is zero)."""
-        h = Hs[:, 1:].transpose(1, 0, 2)            # (T, H, N) view
-        K = np.multiply(h, h)
-        np.subtract(1.0, K, out=K)
+    def backward_factors(self, st, Hs, hold, dA):
+        """dA (H, T, N) <- 1 - h_t**2, zero on held steps; backward_step scales it in place.
+
+        Two passes over the hidden states, redone by every backward, so the cache holds nothing
+        beyond the states themselves.
+        """
+        h = Hs[:, 1:]                               # (H, T, N), same storage order as dA
+        np.multiply(h, h, out=dA)
+        np.subtract(dA.dtype.type(1), dA, out=dA)
         if hold is not None:
-            K *= ~hold[:, None, :]
-        return {"K": K}
+            dA *= ~hold                             # (T, N) broadcast over H
+        return None
 
     def backward_begin(self, fac, dlast, H, N, dtype):
         return None
 
     def backward_step(self, fac, carry, t, dh, dz):
-        np.multiply(dh, fac["K"][t], out=dz[0])     # dz (1, H, N)
+        dz[0] *= dh                                 # dz (1, H, N) holds 1 - h_t**2
 
     def backward_end(self, carry):
         return None
@@ -73,9 +94,17 @@ class LSTMCell:
         dz_g  = dc * i * (1 - g**2)
         dc_{t-1} = dc * f
 
-    Every factor that does not depend on dh or dc is computed for all T at once before the loop.
     Internal block order is (o, i, f, g): the three sigmoid gates are contiguous (rows 0:3H) and
     so are the three gates driven by dc (rows H:4H).
+
+    Forward storage ``Z`` (T+1, 5H, N): step t's block holds its activated gates o, i, f, g and,
+    in rows 4H:5H, c_{t-1} (slot T holds c_T). Rows H:3H (i, f) times rows 3H:5H (g, c_{t-1}) is
+    then one multiply, and c_t one add. Inference uses two such blocks in turn. Every factor of
+    the backward that does not depend on dh or dc is computed once, for all T, by the first
+    backward, in place over Z: Z[t] becomes (Ko, Ki, Kf, Kg, F) with dz'_o = dh * Ko,
+    dz'_ifg = dc * (Ki, Kf, Kg), dc_{t-1} = dc * F, and tanh(c_t) is replaced by
+    Kc = o (1 - tanh(c_t)**2). Ko, Ki and Kf carry the factor 2 of the halved sigmoid
+    pre-activations (dz' = 2 dz). Later backward calls on the same cache reuse them.
     """
 
     name = "lstm"
@@ -83,71 +112,95 @@ class LSTMCell:
     order = (3, 0, 1, 2)                            # internal block k holds public gate order[k]
     sigmoid_blocks = 3
 
-    def forward_begin(self, T, N, H, dtype, c0):
-        cs = np.empty((T + 1, H, N), dtype=dtype)   # cell states, slot 0 = c0
-        if c0 is None:
-            cs[0] = 0.0
-        else:
-            cs[0] = c0.T
+    def forward_begin(self, T, N, H, dtype, c0, store, h_steps):
+        Z = np.empty((T + 1 if store else 2, 5 * H, N), dtype=dtype)  # o, i, f, g, c_{t-1}
+        Z[0, 4 * H:] = 0.0 if c0 is None else c0.T
+        tc = np.empty((H, N), dtype=dtype)          # tanh(c_t), one step (the backward remakes it)
+        prod = np.empty((2 * H, N), dtype=dtype)
+
+        def per_step(A):                            # inference: blocks 0, 1, 0, 1, ... (T + 1)
+            views = _steps(A)
+            return views if store else [views[t % len(views)] for t in range(T + 1)]
+
         return {
-            "Z": np.empty((T, 4 * H, N), dtype=dtype),  # post-activation gates (o, i, f, g)
-            "cs": cs,
-            "tc": np.empty((T, H, N), dtype=dtype),     # tanh(c_t)
-            "tmp": np.empty((H, N), dtype=dtype),
-            "H": H,
+            "Z": Z, "tc": tc, "T": T, "H": H,
+            "z": per_step(Z[:, :4 * H]),            # pre-activations, then activated gates
+            "sig": per_step(Z[:, :3 * H]),          # o, i, f
+            "o": per_step(Z[:, :H]),
+            "if": per_step(Z[:, H:3 * H]),
+            "gc": per_step(Z[:, 3 * H:]),           # g, c_{t-1}
+            "c": per_step(Z[:, 4 * H:]),            # c[t] = c_{t-1}
+            "prod": prod, "ig": prod[:H], "fc": prod[H:],
+            "half": dtype.type(0.5),                # a typed scalar: faster on small float32 arrays
         }
 
-    def preactivation(self, st, t, Hs):
-        return st["Z"][t]
+    def preactivation(self, st, t):
+        return st["z"][t]
 
-    def forward_step(self, st, t, z, h_prev, h_out, hold):
-        H = st["H"]
+    def forward_step(self, st, t, z, h_out, hold):
         np.tanh(z, out=z)                           # all four gates in one call
-        s = z[: 3 * H]                              # o, i, f: sigmoid = 0.5 * tanh(z / 2) + 0.5
-        s *= 0.5
-        s += 0.5
-        o, i, f, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        c_prev, c = st["cs"][t], st["cs"][t + 1]
-        np.multiply(f, c_prev, out=c)
-        np.multiply(i, g, out=st["tmp"])
-        c += st["tmp"]
+        s, half = st["sig"][t], st["half"]          # o, i, f: sigmoid = 0.5 * tanh(z / 2) + 0.5
+        s *= half
+        s += half
+        np.multiply(st["if"][t], st["gc"][t], out=st["prod"])      # i * g, f * c_{t-1}
+        c = st["c"][t + 1]                          # c_t goes where step t+1 reads c_{t-1}
+        np.add(st["ig"], st["fc"], out=c)
         if hold is not None:
-            np.copyto(c, c_prev, where=hold)
-        tc = st["tc"][t]
+            np.copyto(c, st["c"][t], where=hold)
+        tc = st["tc"]
         np.tanh(c, out=tc)
-        np.multiply(o, tc, out=h_out)
+        np.multiply(st["o"][t], tc, out=h_out)
 
     def last_state(self, st):
-        return st["cs"][-1].T.copy()               # (N, H)
+        return st["c"][st["T"]].T.copy()                             # c_T (N, H), never a view
 
-    def backward_factors(self, st, Hs, hold):
-        """K (T, 4, H, N) = [Ko, Ki, Kf, Kg], Kc (T, H, N), F (T, H, N): see the class docstring."""
-        Z, tc = st["Z"], st["tc"]
-        T, G, N = Z.shape
-        H = G // 4
-        Zg = Z.reshape(T, 4, H, N)
-        o, i, f, g = Zg[:, 0], Zg[:, 1], Zg[:, 2], Zg[:, 3]      # (T, H, N) views
-        c_prev = st["cs"][:T]
-        K = np.empty((T, 4, H, N), dtype=Z.dtype)
-        np.multiply(o, 1.0 - o, out=K[:, 0])
-        K[:, 0] *= tc                                            # Ko = tanh(c) o (1 - o)
-        np.multiply(i, 1.0 - i, out=K[:, 1])
-        K[:, 1] *= g                                             # Ki = g i (1 - i)
-        np.multiply(f, 1.0 - f, out=K[:, 2])
-        K[:, 2] *= c_prev                                        # Kf = c_{t-1} f (1 - f)
-        np.multiply(g, g, out=K[:, 3])
-        np.subtract(1.0, K[:, 3], out=K[:, 3])
-        K[:, 3] *= i                                             # Kg = i (1 - g^2)
-        Kc = np.multiply(tc, tc)
-        np.subtract(1.0, Kc, out=Kc)
+    def backward_factors(self, st, Hs, hold, dA):
+        """The recurrence-free factors (see the class docstring), computed on first use."""
+        if "K" not in st:
+            self._factors_in_place(st, hold)
+        return st
+
+    @staticmethod
+    def _factors_in_place(st, hold):
+        Z, H, T = st["Z"], st["H"], st["T"]
+        one = Z.dtype.type(1)
+        B = Z[:T]                                                # (T, 5H, N)
+        o, i, f, g, cp = (B[:, k * H:(k + 1) * H] for k in range(5))   # (T, H, N) views
+        Kc = np.tanh(Z[1:, 4 * H:])                              # tanh(c_t), remade: one pass
+        tmp = np.multiply(Kc, o)                                 # (T, H, N) scratch
+        tmp += tmp                                               # 2 tanh(c) o
+        np.multiply(Kc, Kc, out=Kc)
+        np.subtract(one, Kc, out=Kc)
         Kc *= o                                                  # Kc = o (1 - tanh(c)^2)
-        F = f.copy()                                             # dc_{t-1} = dc * F
+        np.subtract(one, o, out=o)
+        o *= tmp                                                 # Ko = 2 tanh(c) o (1 - o)
+        np.subtract(one, f, out=tmp)
+        tmp *= f
+        np.multiply(cp, tmp, out=tmp)
+        tmp += tmp                                               # Kf = 2 c_{t-1} f (1 - f)
+        np.copyto(cp, f)                                         # F = f
+        np.copyto(f, tmp)
+        np.multiply(g, g, out=tmp)
+        np.subtract(one, tmp, out=tmp)
+        tmp *= i                                                 # Kg = i (1 - g^2)
+        g *= i
+        g += g
+        np.subtract(one, i, out=i)
+        i *= g                                                   # Ki = 2 g i (1 - i)
+        np.copyto(g, tmp)
         if hold is not None:
             valid = ~hold[:, None, :]                            # (T, 1, N)
-            K *= valid[:, None]
+            B[:, :4 * H] *= valid
             Kc *= valid
-            np.copyto(F, 1.0, where=hold[:, None, :])
-        return {"K": K, "Kc": Kc, "F": F, "tmp": np.empty((H, N), dtype=Z.dtype)}
+            np.copyto(cp, one, where=hold[:, None, :])           # held: dc passes through
+        for k in ("z", "sig", "o", "if", "gc", "c", "tc"):      # forward views: stale now
+            del st[k]
+        st["K"] = True
+        st["Ko"] = _steps(o)
+        st["Kifg"] = _steps(B[:, H:4 * H].reshape(T, 3, H, -1))  # (3, H, N) per step
+        st["F"] = _steps(cp)
+        st["Kc"] = _steps(Kc)
+        st["tmp"] = np.empty_like(Kc[0])
 
     def backward_begin(self, fac, dlast, H, N, dtype):
         dc = np.zeros((H, N), dtype=dtype)                       # dL/dc_t, carried
@@ -159,8 +212,8 @@ class LSTMCell:
         tmp = fac["tmp"]
         np.multiply(dh, fac["Kc"][t], out=tmp)
         dc += tmp                                                # dL/dc_t, total
-        np.multiply(dh, fac["K"][t, 0], out=dz[0])               # dz_o
-        np.multiply(dc, fac["K"][t, 1:], out=dz[1:])             # dz_i, dz_f, dz_g
+        np.multiply(dh, fac["Ko"][t], out=dz[0])                 # dz'_o
+        np.multiply(dc, fac["Kifg"][t], out=dz[1:])              # dz'_i, dz'_f, dz'_g
         dc *= fac["F"][t]                                        # becomes dL/dc_{t-1}
 
     def backward_end(self, dc):

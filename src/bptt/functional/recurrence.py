@@ -11,22 +11,35 @@ all of the loop, masks and state carry below.
 
 Internal layout ("feature-major": one column per sample, so every gate is a contiguous block):
 
-    Xf  (D, T, N)      the inputs, transposed once
+    X2  (T*N, D)       the inputs, rows in time-major order (row t*N + n holds x[n, t]); made
+                       for the input GEMM and again for dWx, not kept (the cache refers to x)
     XW  (G, T, N)      x_t @ Wx + b for every step: ONE GEMM before the loop
     Hs  (H, T+1, N)    hidden states; slot 0 holds h0
-    dA  (G, T, N)      dL/dz_t for every step, filled by the backward loop
+    dA  (G, T, N)      dL/dz'_t for every step (z' the internal pre-activation, below)
 
 Per forward step: one GEMM ``Wh^T (G, H) @ h_{t-1} (H, N)`` for all gates, one add, the cell's
 pointwise math. Per backward step: the cell's pointwise gate gradients and one GEMM
 ``dh_{t-1} = Wh (H, G) @ dz_t (G, N)``. After the loop dWx, dWh, db and dx are single large GEMMs
-over all T * N columns at once.
+over all T * N columns at once (``A[:, :T].reshape(F, T * N)`` is a view of every (F, T, N)
+array). X2 is a transposed operand of its GEMMs, never transposed in memory, and dx comes out of
+its GEMM time-major, (T, N, D), so only whole rows of D move to make it (N, T, D).
 
-Internally the gate blocks are permuted (the cell's ``order``) and the rows of sigmoid gates are
-pre-scaled by 0.5, so that one ``tanh`` call evaluates every gate:
-sigmoid(z) = 0.5 * tanh(0.5 * z) + 0.5. Scaling by 0.5 is exact in binary floating point.
+Batch of one: an (F, T, 1) array is stored time-major, as the transposed view of a (T, F, 1) one
+(see ``steps_buffer``). Every step's column is then contiguous and the 2-D views above still
+exist, so the same loop runs with no strided per-step access and no transposing copies.
+
+Internally the gate blocks are permuted (the cell's ``order``) and the columns of Wx, Wh and b
+that feed sigmoid gates are pre-scaled by 0.5, so that one ``tanh`` call evaluates every gate:
+sigmoid(z) = 0.5 * tanh(z') + 0.5 with z' = 0.5 * z. The backward works with the internal z'
+throughout (dL/dz' = 2 dL/dz on sigmoid rows, folded into the cell's factors), so it multiplies by
+the same scaled weights and only halves the sigmoid blocks of dWx, dWh, db at the end. Scaling by
+a power of two is exact in binary floating point.
 
 Masks (N, T) of booleans: on a padded step (False) the state is held, h_t = h_{t-1} (and
 c_t = c_{t-1}), and in the backward its gradient passes straight through to step t-1.
+
+Inference: ``recurrence_forward(..., store=False)`` keeps nothing for a backward (the cell reuses
+one step's buffers) and returns no cache.
 """
 
 from __future__ import annotations
@@ -44,14 +57,33 @@ class RecurrenceCache:
     """Everything the backward needs, in the internal layout (see the module docstring)."""
 
     cell: Any                       # the Cell object
-    Xf: np.ndarray                  # (D, T, N) inputs
+    x: np.ndarray                   # (N, T, D) the input, referenced (not copied) as the
+                                    # other layers' caches and PyTorch do: modify none of
+                                    # x, Wx, Wh in place between forward and backward
     Hs: np.ndarray                  # (H, T+1, N) hidden states, Hs[:, 0] = h0
-    Wx_b: np.ndarray                # (D, G) Wx with internal gate order, unscaled
-    Wh_b: np.ndarray                # (H, G) Wh with internal gate order, unscaled
-    inv: np.ndarray | None          # (G,) inverse column permutation, None for identity
-    hold: np.ndarray | None         # (T, N) True where the state is held (mask False)
-    held_steps: np.ndarray | None   # (T,) True where any sample is held at step t
-    extra: dict = field(default_factory=dict)   # the cell's own arrays
+    Wx: np.ndarray                  # (D, G) referenced, like x; the backward remakes the
+    Wh: np.ndarray                  # (H, G) internal copies, so the cache holds none
+    hold: np.ndarray | None         # (T, N) True where the state is held (mask False), or None
+    holds: list                     # per step: hold[t], or None where no sample is held
+    extra: dict = field(default_factory=dict)   # the cell's own arrays (see cells.py)
+
+
+def steps_buffer(F: int, T: int, N: int, dtype, time_major: bool = False) -> np.ndarray:
+    """An uninitialised (F, T, N) array for per-step columns ``A[:, t]`` (F, N).
+
+    Stored feature-major (C order) so that ``A[:, :T].reshape(F, T * N)`` is a view for the
+    post-loop GEMMs. For N == 1, or when asked (``time_major``: no 2-D view needed), it is the
+    transposed view of a (T, F, N) array instead: each step's column is then contiguous, and for
+    N == 1 the reshape is still a view (of transposed strides).
+    """
+    if N == 1 or time_major:
+        return np.empty((T, F, N), dtype=dtype).transpose(1, 0, 2)
+    return np.empty((F, T, N), dtype=dtype)
+
+
+def _step_views(A: np.ndarray) -> list:
+    """[A[:, t] for every t], made in one C-level pass: the loops index a list, not an array."""
+    return list(A.swapaxes(0, 1))
 
 
 def check_args(fn: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
@@ -78,66 +110,105 @@ def check_args(fn: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.nd
     return N, T, D, H
 
 
-def _internal_weights(cell, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, H: int):
-    """Permute gate blocks to the cell's internal order and pre-scale sigmoid rows by 0.5.
+def _to_internal(W: np.ndarray, cell, H: int) -> np.ndarray:
+    """W (..., G) with its gate blocks in the cell's internal order and sigmoid blocks halved.
 
-    Returns (WxT_f (G, D), WhT_f (G, H), b_f (G, 1), Wx_b (D, G), Wh_b (H, G), inv (G,) | None).
+    The same array when there is nothing to change (the RNN). ``np.take`` on a block axis copies
+    whole runs of H into a C-ordered result: several times faster than a gather of single columns,
+    and than fancy indexing, whose result is block-major in memory and costly to reshape.
     """
-    if cell.order == tuple(range(cell.gates)):
-        cols = None
-        Wx_b, Wh_b, b_i = Wx, Wh, b
-    else:
-        cols = np.concatenate([np.arange(k * H, (k + 1) * H) for k in cell.order])  # (G,)
-        Wx_b, Wh_b, b_i = Wx[:, cols], Wh[:, cols], b[cols]
-    if cell.sigmoid_blocks:
-        scale = np.ones(cell.gates * H, dtype=Wx.dtype)                            # (G,)
-        scale[: cell.sigmoid_blocks * H] = 0.5
-        WxT_f, WhT_f, b_f = (Wx_b * scale).T, (Wh_b * scale).T, (b_i * scale)[:, None]
-    else:
-        WxT_f, WhT_f, b_f = Wx_b.T, Wh_b.T, b_i[:, None]
-    inv = None if cols is None else np.argsort(cols)
-    return WxT_f, WhT_f, b_f, Wx_b, Wh_b, inv
+    if not cell.sigmoid_blocks and cell.order == tuple(range(cell.gates)):
+        return W
+    out = np.take(W.reshape(*W.shape[:-1], cell.gates, H), cell.order, axis=-2)
+    out[..., :cell.sigmoid_blocks, :] *= W.dtype.type(0.5)
+    return out.reshape(W.shape)
+
+
+def _weight_grad(A: np.ndarray, dA2: np.ndarray, cell, H: int) -> np.ndarray:
+    """A (R, T*N) @ dA2.T (T*N, G), the gradient of an internal weight, made public in place.
+
+    Each run of internal gate blocks that is also consecutive in the public order is one GEMM
+    written straight into its public columns (two for the LSTM), then the sigmoid blocks are
+    halved: no permuting copy of the (R, G) result.
+    """
+    if not cell.sigmoid_blocks and cell.order == tuple(range(cell.gates)):
+        return A @ dA2.T
+    out = np.empty((A.shape[0], dA2.shape[0]), dtype=dA2.dtype)
+    k = 0
+    while k < cell.gates:
+        k2 = k + 1                                   # extend the run while public blocks follow
+        while k2 < cell.gates and cell.order[k2] == cell.order[k2 - 1] + 1:
+            k2 += 1
+        p = cell.order[k]
+        np.matmul(A, dA2[k * H:k2 * H].T, out=out[:, p * H:(p + k2 - k) * H])
+        k = k2
+    half = dA2.dtype.type(0.5)
+    for k in range(cell.sigmoid_blocks):
+        out[:, cell.order[k] * H:(cell.order[k] + 1) * H] *= half
+    return out
+
+
+def _to_public(dW: np.ndarray, cell, H: int) -> np.ndarray:
+    """A gradient with respect to internal weights -> the one with respect to the public weights.
+
+    The internal pre-activation of a sigmoid gate is z / 2, so its weights' gradient is halved
+    (in place: dW is the caller's own array); then the blocks go back to the public order.
+    """
+    if not cell.sigmoid_blocks and cell.order == tuple(range(cell.gates)):
+        return dW
+    blocks = dW.reshape(*dW.shape[:-1], cell.gates, H)
+    blocks[..., :cell.sigmoid_blocks, :] *= dW.dtype.type(0.5)
+    return np.take(blocks, np.argsort(cell.order), axis=-2).reshape(dW.shape)
+
+
+def _held(mask: np.ndarray | None, T: int):
+    """(hold (T, N) True where the state is held, or None; per step hold[t] or None if none is)."""
+    if mask is None or mask.all():
+        return None, [None] * T
+    hold = np.ascontiguousarray(~mask.T)                                # (T, N)
+    return hold, [hold[t] if hold[t].any() else None for t in range(T)]
 
 
 def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
                        b: np.ndarray, mask: np.ndarray | None = None,
-                       c0: np.ndarray | None = None):
+                       c0: np.ndarray | None = None, *, store: bool = True):
     """Run the cell over all T steps. Arguments are assumed validated (see ``check_args``).
 
     Returns (h (N, T, H), last_extra (N, H) or None, cache). ``last_extra`` is the cell's own
-    final state (the LSTM cell state c_T), None for a vanilla RNN.
+    final state (the LSTM cell state c_T), None for a vanilla RNN. With ``store=False`` (inference)
+    nothing is kept for a backward and the cache is None; h and last_extra are the same.
     """
     N, T, D = x.shape
     H = h0.shape[1]
     G = cell.gates * H
     dt = x.dtype
-    WxT_f, WhT_f, b_f, Wx_b, Wh_b, inv = _internal_weights(cell, Wx, Wh, b, H)
+    Wx_f, Wh_f = _to_internal(Wx, cell, H), _to_internal(Wh, cell, H)  # (D, G), (H, G)
+    WxT_f, WhT_f = Wx_f.T, Wh_f.T                                      # (G, D), (G, H) views
+    b_f = _to_internal(b, cell, H)[:, None]                            # (G, 1)
 
-    Xf = np.ascontiguousarray(x.transpose(2, 1, 0))                    # (D, T, N)
-    XW = np.matmul(WxT_f, Xf.reshape(D, T * N))                        # (G, T*N)
+    X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D), a view if N == 1
+    XW = np.matmul(WxT_f, X2.T)                                        # (G, T*N)
+    del X2                                                             # remade by the backward
     XW += b_f
     XW = XW.reshape(G, T, N)
-    Hs = np.empty((H, T + 1, N), dtype=dt)                             # slot 0 = h0
+    Hs = steps_buffer(H, T + 1, N, dt, time_major=not store)           # slot 0 = h0
     Hs[:, 0] = h0.T
+    h_steps, xw_steps = _step_views(Hs), _step_views(XW)               # (H, N), (G, N) per step
+    hold, holds = _held(mask, T)
 
-    hold = held_steps = None
-    if mask is not None and not mask.all():
-        hold = np.ascontiguousarray(~mask.T)                           # (T, N)
-        held_steps = hold.any(axis=1)                                  # (T,)
-
-    st = cell.forward_begin(T, N, H, dt, c0)
+    st = cell.forward_begin(T, N, H, dt, c0, store, h_steps)
     for t in range(T):
-        h_prev = Hs[:, t]                                              # (H, N)
-        z = cell.preactivation(st, t, Hs)                              # (G, N) buffer
-        np.matmul(WhT_f, h_prev, out=z)
-        z += XW[:, t]
-        ht = hold[t] if held_steps is not None and held_steps[t] else None
-        cell.forward_step(st, t, z, h_prev, Hs[:, t + 1], ht)
-        if ht is not None:
-            np.copyto(Hs[:, t + 1], h_prev, where=ht)
+        z = cell.preactivation(st, t)                                  # (G, N) buffer
+        np.matmul(WhT_f, h_steps[t], out=z)
+        z += xw_steps[t]
+        cell.forward_step(st, t, z, h_steps[t + 1], holds[t])
+        if holds[t] is not None:
+            np.copyto(h_steps[t + 1], h_steps[t], where=holds[t])
 
-    h = Hs[:, 1:].transpose(2, 1, 0).copy()                             # (N, T, H), owns its memory
-    cache = RecurrenceCache(cell, Xf, Hs, Wx_b, Wh_b, inv, hold, held_steps, st)
+    h = Hs[:, 1:].transpose(2, 1, 0).copy()                            # (N, T, H), never a view
+    if not store:
+        return h, cell.last_state(st), None
+    cache = RecurrenceCache(cell, x, Hs, Wx, Wh, hold, holds, st)
     return h, cell.last_state(st), cache
 
 
@@ -148,36 +219,46 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     dh (N, T, H) is dL/dh_t from above at every step (the loss's own dependence on each output);
     ``dlast_extra`` (N, H) is the gradient of the cell's final own state (LSTM: dL/dc_T).
     Returns (dx (N, T, D), dh0 (N, H), dextra0 (N, H) or None, dWx (D, G), dWh (H, G), db (G,)).
+    The cache may be used for more than one backward.
     """
-    cell, Hs, Xf = cache.cell, cache.Hs, cache.Xf
-    D, T, N = Xf.shape
+    cell, Hs, x = cache.cell, cache.Hs, cache.x
+    N, T, D = x.shape
     H = Hs.shape[0]
     G = cell.gates * H
     dt = Hs.dtype
 
-    dHt = np.ascontiguousarray(dh.transpose(1, 2, 0))                  # (T, H, N)
-    fac = cell.backward_factors(cache.extra, Hs, cache.hold)           # recurrence-free factors
+    dA = steps_buffer(G, T, N, dt)                                     # dL/dz'_t, all steps
+    fac = cell.backward_factors(cache.extra, Hs, cache.hold, dA)       # recurrence-free factors
     carry = cell.backward_begin(fac, dlast_extra, H, N, dt)
+    dHt = np.ascontiguousarray(dh.transpose(1, 2, 0))                  # (T, H, N)
 
-    dA = np.empty((G, T, N), dtype=dt)                                 # dL/dz_t, all steps
-    dA4 = dA.reshape(cell.gates, H, T, N)
+    Wh_f = _to_internal(cache.Wh, cell, H)                             # (H, G)
+    dA_steps = _step_views(dA)                                         # (G, N) per step
+    dz_steps = list(dA.reshape(cell.gates, H, T, N).transpose(2, 0, 1, 3))  # (gates, H, N)
+    holds = cache.holds
     dh_next = np.zeros((H, N), dtype=dt)                               # dL/dh_t via step t+1
     dh_tot = np.empty((H, N), dtype=dt)
     for t in reversed(range(T)):
         np.add(dHt[t], dh_next, out=dh_tot)                            # dL/dh_t, total
-        cell.backward_step(fac, carry, t, dh_tot, dA4[:, :, t])        # writes dz_t (gates, H, N)
-        np.matmul(cache.Wh_b, dA[:, t], out=dh_next)                   # (H, G) @ (G, N)
-        if cache.held_steps is not None and cache.held_steps[t]:
-            np.copyto(dh_next, dh_tot, where=cache.hold[t])            # held: pass straight through
+        cell.backward_step(fac, carry, t, dh_tot, dz_steps[t])         # writes dz'_t
+        np.matmul(Wh_f, dA_steps[t], out=dh_next)                      # (H, G) @ (G, N)
+        if holds[t] is not None:
+            np.copyto(dh_next, dh_tot, where=holds[t])                 # held: pass straight through
 
-    dA2 = dA.reshape(G, T * N)
+    # After the loop, in the order that keeps the fewest large arrays alive at once.
+    del dHt, Wh_f
+    dA2 = dA.reshape(G, T * N)                                         # a view (see steps_buffer)
+    Wx_f = _to_internal(cache.Wx, cell, H)                             # (D, G)
+    dx = np.empty((N, T, D), dtype=dt)
+    steps = max(1, min(T, -(-max(1024, T * N // 8) // N)))            # >= 1024 columns a GEMM
+    for t0 in range(0, T, steps):                                      # in chunks: no (T*N, D)
+        t1 = min(T, t0 + steps)                                        # temporary as large as dx
+        dX2 = dA2[:, t0 * N:t1 * N].T @ Wx_f.T                         # ((t1-t0)*N, D), time-major
+        dx[:, t0:t1] = dX2.reshape(t1 - t0, N, D).transpose(1, 0, 2)
+    del Wx_f, dX2
+    dWx = _weight_grad(x.transpose(1, 0, 2).reshape(T * N, D).T, dA2, cell, H)  # (D, G)
     Hprev = Hs[:, :T].reshape(H, T * N)                                # h_{t-1} for every step
-    dWx = Xf.reshape(D, T * N) @ dA2.T                                 # (D, G)
-    dWh = Hprev @ dA2.T                                                # (H, G)
-    db = dA2.sum(axis=1)                                               # (G,)
-    dXf = cache.Wx_b @ dA2                                             # (D, T*N)
-    dx = np.ascontiguousarray(dXf.reshape(D, T, N).transpose(2, 1, 0))  # (N, T, D)
-    if cache.inv is not None:
-        dWx, dWh, db = dWx[:, cache.inv], dWh[:, cache.inv], db[cache.inv]
+    dWh = _weight_grad(Hprev, dA2, cell, H)                            # (H, G)
+    db = _to_public(dA2.sum(axis=1), cell, H)                          # (G,)
     dextra0 = cell.backward_end(carry)
     return dx, dh_next.T.copy(), dextra0, dWx, dWh, db
