@@ -13,6 +13,7 @@ import sys
 # Subcommand modules, in the order ``bptt --help`` lists them.
 COMMANDS = [
     "bptt.commands.gradcheck",
+    "bptt.commands.task",
 ]
 
 
