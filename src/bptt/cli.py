@@ -14,6 +14,7 @@ import sys
 COMMANDS = [
     "bptt.commands.gradcheck",
     "bptt.commands.task",
+    "bptt.commands.suite",
 ]
 
 

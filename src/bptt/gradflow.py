@@ -177,8 +177,13 @@ def model_gradient_flow(model, x: np.ndarray, y: np.ndarray,
                          dh * N, mask)
 
 
-def plot_gradient_flow(curves: dict, path: str, title: str = "") -> None:
-    """Plot ||dL/dh_t|| against t (log scale) for each labelled curve (T,) and save to path."""
+def plot_gradient_flow(curves: dict, path: str, title: str = "", relative: bool = True) -> None:
+    """Plot ||dL/dh_t|| against t (log scale) for each labelled curve (T,) and save to path.
+
+    With ``relative`` each curve is divided by its value at the last step, so models whose
+    losses differ in size compare on how fast the gradient decays going back in time.
+    Labels containing "init" are drawn dashed.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,10 +191,13 @@ def plot_gradient_flow(curves: dict, path: str, title: str = "") -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, norms in curves.items():
+        norms = np.asarray(norms, dtype=np.float64)
+        if relative:
+            norms = norms / norms[-1]
         style = "--" if "init" in label else "-"
         ax.semilogy(np.arange(len(norms)), norms, style, label=label)
     ax.set_xlabel("time step t (the loss is read at the last step)")
-    ax.set_ylabel("mean ||dL/dh_t||")
+    ax.set_ylabel("||dL/dh_t|| / ||dL/dh_T||" if relative else "mean ||dL/dh_t||")
     ax.set_title(title or "gradient norm through time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

@@ -50,7 +50,7 @@ def format_result(r: dict) -> str:
         lines.append(f"target      {r['target']}: {'met' if r['target_met'] else 'MISSED'}")
     extra = {k: v for k, v in r.items() if k not in {
         "task", "cell", "T", "seed", "metric", "value", "published", "baseline", "baseline_note",
-        "target", "target_met", "model"}}
+        "target", "target_met", "model", "curve", "gradient_flow"}}
     lines.append("details     " + ", ".join(f"{k} {format_value(v)}" for k, v in extra.items()))
     return "\n".join(lines)
 

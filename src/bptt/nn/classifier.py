@@ -48,7 +48,8 @@ class SequenceConfig:
     tokens: bool = False        # x holds token ids (N, T) rather than vectors (N, T, D)
     embed: int = 0              # with tokens: embedding size; 0 = one-hot
     dropout: float = 0.0        # between recurrent layers
-    forget_bias: float = 1.0
+    forget_bias: float = 1.0    # LSTM: initial bias of the forget gates (1 = remember)
+    input_bias: float = 0.0     # LSTM: initial bias of the input gates (< 0: write rarely)
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -91,6 +92,10 @@ class SequenceModel:
         else:
             self.rnn = RecurrentStack(D, c.hidden, c.cell, c.layers, c.dropout, False, rng, dt,
                                       c.forget_bias)
+        if c.cell == "lstm" and c.input_bias:
+            for name, b in self.rnn.params.items():
+                if ".b" in name:
+                    b[: c.hidden] = c.input_bias                        # gate order i, f, g, o
         feat = 2 * c.hidden if c.bidirectional else c.hidden
         self.out = TemporalAffine(feat, c.output_size, rng, dt)
         self.params: dict[str, np.ndarray] = {}

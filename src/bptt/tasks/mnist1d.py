@@ -8,6 +8,7 @@ data does not change anyone else's random numbers.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -23,8 +24,9 @@ def available() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=2)
 def load(dtype=np.float32) -> tuple[SeqData, SeqData]:
-    """(train, test): x (N, 40, 1), y (N,)."""
+    """(train, test): x (N, 40, 1), y (N,). Cached: treat the arrays as read-only."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as e:

@@ -36,6 +36,7 @@ class Setup:
     done: Callable | None = None             # validation dict -> stop?
     epochs: int = 0                          # fixed data sets: epochs (sets train.steps)
     train_size: int = 0                      # fixed data sets: sequences per epoch
+    probe: Callable | None = None            # () -> (x, y, mask): a batch for diagnostics
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Task:
     summary: str
     metric: str                              # what "value" measures
     higher_is_better: bool
-    make: Callable                           # (cell, T, seed) -> Setup
+    make: Callable                           # (cell, T, seed, quick) -> Setup
     published: Callable                      # (cell, T) -> str
     baseline: Callable                       # (T) -> float | None
     baseline_note: str
@@ -52,10 +53,15 @@ class Task:
     target: Callable = field(default=lambda cell, T: None)   # (cell, T) -> (op, value) | None
     needs: str | None = None                 # optional package the data comes from
 
-    def setup(self, cell: str, T: int | None, seed: int) -> Setup:
+    def setup(self, cell: str, T: int | None, seed: int, quick: bool = False) -> Setup:
+        """The recipe; ``quick`` shrinks the held-out sets to 64 sequences (smoke runs)."""
         if T is not None and self.default_T is None:
             raise ValueError(f"task {self.name!r} has no length; drop --T")
-        return self.make(cell, self.default_T if T is None else T, seed)
+        return self.make(cell, self.default_T if T is None else T, seed, quick)
+
+
+def _size(n: int, quick: bool) -> int:
+    return min(n, 64) if quick else n
 
 
 def _online(sample: Callable) -> Callable:
@@ -83,19 +89,20 @@ def _mse(model, data: SeqData) -> float:
 
 # --------------------------------------------------------------------------- adding (Arjovsky)
 
-def _adding_setup(cell: str, T: int, seed: int) -> Setup:
+def _adding_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
     def sample(n, rng):
         return adding.adding_arjovsky(n, T, rng)
 
-    test = sample(2000, stream(seed, 1))
-    val = sample(500, stream(seed, 2))
+    test = sample(_size(2000, quick), stream(seed, 1))
+    val = sample(_size(500, quick), stream(seed, 2))
+    probe = sample(_size(100, quick), stream(seed, 3))
     model = SequenceConfig(2, 1, hidden=64, cell=cell, pooling="last", loss="mse")
     train = TrainConfig(steps=3000 if T <= 200 else 5000, batch_size=50, lr=3e-3,
                         schedule="cosine", warmup=100, clip=1.0, eval_every=100)
     return Setup(model, train, _online(sample),
                  evaluate=lambda m: {"value": _mse(m, test)},
                  validate=lambda m: {"mse": _mse(m, val)},
-                 done=lambda r: r["mse"] < 1e-3)
+                 done=lambda r: r["mse"] < 1e-3, probe=lambda: probe.batch(np.arange(len(probe))))
 
 
 ADDING = Task(
@@ -114,12 +121,12 @@ def _adding1997_eval(model, data: SeqData) -> dict:
     return {"value": int(np.sum(err >= 0.04)), "mse": float(np.mean(err ** 2))}
 
 
-def _adding1997_setup(cell: str, T: int, seed: int) -> Setup:
+def _adding1997_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
     def sample(n, rng):
         return adding.adding_1997(n, T, rng)
 
-    test = sample(2560, stream(seed, 1))
-    val = sample(1000, stream(seed, 2))
+    test = sample(_size(2560, quick), stream(seed, 1))
+    val = sample(_size(1000, quick), stream(seed, 2))
     model = SequenceConfig(2, 1, hidden=64, cell=cell, pooling="last", loss="mse")
     train = TrainConfig(steps=4000, batch_size=50, lr=3e-3, schedule="cosine", warmup=100,
                         clip=1.0, eval_every=200)
@@ -140,7 +147,7 @@ ADDING1997 = Task(
 
 # --------------------------------------------------------------------------- embedded Reber
 
-def _reber_setup(cell: str, T, seed: int) -> Setup:
+def _reber_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     strings = reber.distinct_strings(512, stream(seed, 1))
     sets = {"train": strings[:256], "test": strings[256:]}
     data = {k: reber.encode(v) for k, v in sets.items()}
@@ -158,10 +165,8 @@ def _reber_setup(cell: str, T, seed: int) -> Setup:
 
     model = SequenceConfig(len(reber.SYMBOLS), len(reber.SYMBOLS), hidden=32, cell=cell,
                            pooling="none", tokens=True)
-    train = TrainConfig(batch_size=16, lr=1e-2, clip=1.0, eval_every=64)
-    return Setup(model, train, _epochs(data["train"]), evaluate,
-                 validate=lambda m: {"wrong_train": wrong(m, "train")},
-                 done=lambda r: r["wrong_train"] == 0, epochs=160, train_size=256)
+    train = TrainConfig(batch_size=16, lr=1e-2, clip=1.0)
+    return Setup(model, train, _epochs(data["train"]), evaluate, epochs=160, train_size=256)
 
 
 REBER = Task(
@@ -181,9 +186,9 @@ def _order_eval(model, data: SeqData) -> dict:
     return {"value": int(np.sum(scores.argmax(axis=1) != data.y))}
 
 
-def _order_setup(cell: str, T, seed: int) -> Setup:
-    test = temporal_order.temporal_order(2560, stream(seed, 1))
-    val = temporal_order.temporal_order(1000, stream(seed, 2))
+def _order_setup(cell: str, T, seed: int, quick: bool) -> Setup:
+    test = temporal_order.temporal_order(_size(2560, quick), stream(seed, 1))
+    val = temporal_order.temporal_order(_size(1000, quick), stream(seed, 2))
     model = SequenceConfig(len(temporal_order.SYMBOLS), 4, hidden=32, cell=cell,
                            pooling="last", tokens=True)
     train = TrainConfig(steps=3000, batch_size=32, lr=3e-3, schedule="cosine", warmup=100,
@@ -203,11 +208,11 @@ TEMPORAL_ORDER = Task(
 
 # --------------------------------------------------------------------------- copy memory
 
-def _copy_setup(cell: str, T: int, seed: int) -> Setup:
+def _copy_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
     def sample(n, rng):
         return copy_memory.copy_memory(n, T, rng)
 
-    test = sample(1000, stream(seed, 1))
+    test = sample(_size(1000, quick), stream(seed, 1))
 
     def evaluate(model):
         scores = predict_all(model, test)                      # (N, L, 9)
@@ -235,8 +240,9 @@ COPY = Task(
 # --------------------------------------------------------------------------- digits
 
 def _digits_setup(view: str) -> Callable:
-    def make(cell: str, T, seed: int) -> Setup:
+    def make(cell: str, T, seed: int, quick: bool) -> Setup:
         train_data, test = digits.load(view)
+        test = test.subset(np.arange(_size(len(test), quick)))
         model = SequenceConfig(test.x.shape[2], 10, hidden=64, cell=cell, bidirectional=True,
                                pooling="mean")
         train = TrainConfig(batch_size=32, lr=1e-2, schedule="cosine", warmup=50, clip=1.0)
@@ -265,8 +271,9 @@ DIGITS_PERMUTED = _digits_task("permuted", "scikit-learn digits, 64 pixels in a 
 
 # --------------------------------------------------------------------------- MNIST-1D
 
-def _mnist1d_setup(cell: str, T, seed: int) -> Setup:
+def _mnist1d_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     train_data, test = mnist1d.load()
+    test = test.subset(np.arange(_size(len(test), quick)))
     model = SequenceConfig(1, 10, hidden=128, cell=cell, pooling="last")
     train = TrainConfig(batch_size=64, lr=3e-3, schedule="cosine", warmup=50, clip=1.0)
     return Setup(model, train, _epochs(train_data),
