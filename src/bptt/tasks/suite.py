@@ -158,6 +158,7 @@ def markdown_table(report: dict) -> str:
         seconds = sum(x["seconds"] for x in g)
         lines.append(f"| {r['task']} | {r['cell']} | {r['T'] or '-'} | {r['metric']} | {ours} | "
                      f"{r['published']} | {baseline} | {target} | {seconds:.0f} |")
+    lines += gradient_flow_table(report["results"])
     m = report["machine"]
     lines += ["", f"Whole suite: {report['total_seconds']:.0f} s wall-clock with {report['jobs']} "
                   f"parallel jobs on {m['cpus']} CPUs ({m['platform']}, Python {m['python']})."
@@ -166,6 +167,25 @@ def markdown_table(report: dict) -> str:
     if skipped:
         lines.append("Skipped: " + "; ".join(skipped))
     return "\n".join(lines) + "\n"
+
+
+def gradient_flow_table(results: list[dict]) -> list[str]:
+    """Markdown lines: how much of ||dL/dh_T|| reaches t = 0, and the gate saturation."""
+    rows = [r for r in results if "gradient_flow" in r]
+    if not rows:
+        return []
+    lines = ["", f"Gradient flow on {rows[0]['task']} (T={rows[0]['T']}): ||dL/dh_0|| / "
+                 "||dL/dh_T|| (how much of the gradient at the loss reaches the first step) "
+                 "and gate saturation over all steps and units (sigmoid gates: mean, fraction "
+                 "< 0.1 and > 0.9; tanh values: mean |v| and fraction |v| > 0.9).", "",
+             "| cell | when | dh_0 / dh_T | gate statistics |", "|---|---|---|---|"]
+    for r in rows:
+        for when, flow in r["gradient_flow"].items():
+            norms = flow["norms"]
+            stats = "; ".join(f"{gate}: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items())
+                              for gate, st in flow["saturation"].items())
+            lines.append(f"| {r['cell']} | {when} | {norms[0] / norms[-1]:.1e} | {stats} |")
+    return lines
 
 
 def _plt():
