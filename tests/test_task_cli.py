@@ -46,7 +46,8 @@ def test_task_text_output_and_T(capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["task", "no-such-task", "--quick"], "unknown task"),
     (["task", "reber", "--T", "50", "--quick"], "has no length"),
-    (["task", "copy", "--pooling", "max", "--quick"], "takes no --pooling"),
+    (["task", "copy", "--pooling", "max", "--quick"], "neither --pooling"),
+    (["task", "reber", "--bidirectional", "--quick"], "neither --pooling"),
     (["suite", "--only", "nope", "--quick"], "unknown task"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(argv, msg, capsys):

@@ -142,8 +142,8 @@ def saturation_stats(cell: str, caches: list, mask: np.ndarray | None = None) ->
             out[name] = {"mean": float(v.mean()), "closed (<0.1)": float(np.mean(v < 0.1)),
                          "open (>0.9)": float(np.mean(v > 0.9))}
         else:
-            out[name] = {"mean |v|": float(np.abs(v).mean()),
-                         "saturated (|v|>0.9)": float(np.mean(np.abs(v) > 0.9))}
+            out[name] = {"mean abs": float(np.abs(v).mean()),
+                         "saturated (abs>0.9)": float(np.mean(np.abs(v) > 0.9))}
     return out
 
 

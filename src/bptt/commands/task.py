@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from ..tasks.runner import run_task
     from ..tasks.threads import blas_threads
 
-    if args.pooling and args.name in ("reber", "copy"):
-        raise ValueError(f"task {args.name!r} predicts at every step; it takes no --pooling")
+    if args.name in ("reber", "copy") and (args.pooling or args.bidirectional):
+        raise ValueError(f"task {args.name!r} predicts the next symbol at every step; it takes "
+                         "neither --pooling nor --bidirectional (which would see the future)")
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)

@@ -177,7 +177,8 @@ def gradient_flow_table(results: list[dict]) -> list[str]:
     lines = ["", f"Gradient flow on {rows[0]['task']} (T={rows[0]['T']}): ||dL/dh_0|| / "
                  "||dL/dh_T|| (how much of the gradient at the loss reaches the first step) "
                  "and gate saturation over all steps and units (sigmoid gates: mean, fraction "
-                 "< 0.1 and > 0.9; tanh values: mean |v| and fraction |v| > 0.9).", "",
+                 "< 0.1 and > 0.9; tanh values: mean absolute value and fraction above 0.9 in "
+                 "absolute value).", "",
              "| cell | when | dh_0 / dh_T | gate statistics |", "|---|---|---|---|"]
     for r in rows:
         for when, flow in r["gradient_flow"].items():
