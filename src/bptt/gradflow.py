@@ -182,7 +182,7 @@ def plot_gradient_flow(curves: dict, path: str, title: str = "", relative: bool 
 
     With ``relative`` each curve is divided by its value at the last step, so models whose
     losses differ in size compare on how fast the gradient decays going back in time.
-    Labels containing "init" are drawn dashed.
+    Labels containing "init" are drawn dashed; labels sharing a first word share a colour.
     """
     import matplotlib
 
@@ -190,12 +190,14 @@ def plot_gradient_flow(curves: dict, path: str, title: str = "", relative: bool 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    colors: dict[str, str] = {}
     for label, norms in curves.items():
         norms = np.asarray(norms, dtype=np.float64)
         if relative:
             norms = norms / norms[-1]
         style = "--" if "init" in label else "-"
-        ax.semilogy(np.arange(len(norms)), norms, style, label=label)
+        color = colors.setdefault(label.split()[0], f"C{len(colors)}")   # one colour per model
+        ax.semilogy(np.arange(len(norms)), norms, style, color=color, label=label)
     ax.set_xlabel("time step t (the loss is read at the last step)")
     ax.set_ylabel("||dL/dh_t|| / ||dL/dh_T||" if relative else "mean ||dL/dh_t||")
     ax.set_title(title or "gradient norm through time")

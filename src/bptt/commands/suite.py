@@ -37,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     report = run_suite(args.out, args.jobs, args.quick, args.only, args.threads, log)
     with open(f"{args.out}/results.md") as f:
         print(f.read(), end="")
-    missed = [r for r in report["results"] if r.get("target_met") is False]
+    targeted = [r for r in report["results"] if r.get("target_met") is not None]
+    missed = [r for r in targeted if not r["target_met"]]
     if missed and not args.quick:
-        print(f"\n{len(missed)} run(s) missed their target", file=sys.stderr)
+        print(f"\n{len(missed)} of the {len(targeted)} runs with a target missed it: "
+              + ", ".join(f"{r['task']} {r['cell']} seed {r['seed']}" for r in missed),
+              file=sys.stderr)
     return 0

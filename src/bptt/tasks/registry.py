@@ -251,7 +251,7 @@ COPY = Task(
 
 def _digits_setup(view: str) -> Callable:
     """Rows (8 steps): a bidirectional LSTM with mean pooling, 150 epochs. Pixels (64 steps):
-    a unidirectional one read at the last step, 40 epochs. Training images shifted by up to one
+    a unidirectional one read at the last step, 60 epochs. Training images shifted by up to one
     pixel (a new shift every time an image is drawn), except for the permuted view."""
     rows = view == "rows"
 
@@ -265,7 +265,7 @@ def _digits_setup(view: str) -> Callable:
         shift = 0 if view == "permuted" else 1
         return Setup(model, train, digits.augmented_batches(view, max_shift=shift),
                      evaluate=lambda m: {"value": _accuracy(m, test)},
-                     epochs=150 if rows else 40, train_size=len(train_data))
+                     epochs=150 if rows else 60, train_size=len(train_data))
     return make
 
 
