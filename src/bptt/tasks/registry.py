@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..functional import softmax_loss, temporal_softmax_loss
 from ..nn import SequenceConfig
 from . import adding, copy_memory, digits, mnist1d, reber, temporal_order
 from .data import EpochBatcher, SeqData
@@ -193,19 +194,21 @@ REBER = Task(
 
 def _order_eval(model, data: SeqData) -> dict:
     scores = predict_all(model, data)
-    return {"value": int(np.sum(scores.argmax(axis=1) != data.y))}
+    loss, _ = softmax_loss(scores, data.y)
+    return {"value": int(np.sum(scores.argmax(axis=1) != data.y)), "cross_entropy": loss}
 
 
 def _order_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     test = temporal_order.temporal_order(_size(2560, quick), stream(seed, 1))
     val = temporal_order.temporal_order(_size(1000, quick), stream(seed, 2))
-    model = SequenceConfig(len(temporal_order.SYMBOLS), 4, hidden=32, cell=cell,
-                           pooling="last", tokens=True)
-    train = TrainConfig(steps=3000, batch_size=32, lr=3e-3, schedule="cosine", warmup=100,
+    model = SequenceConfig(len(temporal_order.SYMBOLS), 4, cell=cell, pooling="last",
+                           tokens=True, **LONG_MEMORY)
+    train = TrainConfig(steps=3000, batch_size=32, lr=1e-2, schedule="cosine", warmup=100,
                         clip=1.0, eval_every=200)
     return Setup(model, train, _online(lambda n, r: temporal_order.temporal_order(n, r)),
                  evaluate=lambda m: _order_eval(m, test),
-                 validate=lambda m: _order_eval(m, val), done=lambda r: r["value"] == 0)
+                 validate=lambda m: _order_eval(m, val),
+                 done=lambda r: r["value"] == 0 and r["cross_entropy"] < 1e-3)
 
 
 TEMPORAL_ORDER = Task(
@@ -226,7 +229,6 @@ def _copy_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
 
     def evaluate(model):
         scores = predict_all(model, test)                      # (N, L, 9)
-        from ..functional import temporal_softmax_loss
         loss, _ = temporal_softmax_loss(scores, test.y)
         recalled = scores[:, -copy_memory.COPY:].argmax(axis=2) == test.y[:, -copy_memory.COPY:]
         return {"value": loss / test.x.shape[1], "recall_accuracy": float(recalled.mean())}
