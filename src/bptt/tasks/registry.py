@@ -5,13 +5,14 @@ A ``Task`` turns (cell, T, seed) into a ``Setup``: the model config, the trainin
 batch source, a validation (for early stopping) and the test evaluation. ``run_task`` (in
 ``runner.py``) trains and evaluates it. Random streams are split by purpose from one seed:
 ``SeedSequence([seed, 0])`` initialises and trains, ``[seed, 1]`` draws the test set and
-``[seed, 2]`` the validation set, so the test data never depends on how long training ran.
+``[seed, 2]`` the validation set (and ``[seed, 3]`` the batch of the gradient-flow diagnostic),
+so the test data never depends on how long training ran.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from .train import TrainConfig, predict_all
 
 
 def stream(seed: int, purpose: int) -> np.random.Generator:
-    """The random stream for one purpose: 0 train, 1 test, 2 validation."""
+    """The random stream for one purpose: 0 train, 1 test, 2 validation, 3 diagnostics."""
     return np.random.default_rng(np.random.SeedSequence([seed, purpose]))
 
 
@@ -319,4 +320,4 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "Setup", "Task", "get_task", "replace", "stream"]
+__all__ = ["TASKS", "Setup", "Task", "get_task", "stream"]
