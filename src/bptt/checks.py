@@ -96,8 +96,10 @@ def _model_checks(rng: np.random.Generator) -> list[CheckResult]:
 
 def run_all(seed: int = 0) -> list[CheckResult]:
     """Run every check; returns one result per (layer, gradient)."""
+    from .checks_sequence import sequence_checks
+
     rng = np.random.default_rng(seed)
-    return _layer_checks(rng) + _model_checks(rng)
+    return _layer_checks(rng) + _model_checks(rng) + sequence_checks(rng)
 
 
 def format_table(results: list[CheckResult]) -> str:

@@ -16,6 +16,8 @@ COMMANDS = [
     "bptt.commands.sample",
     "bptt.commands.score",
     "bptt.commands.gradcheck",
+    "bptt.commands.task",
+    "bptt.commands.suite",
     "bptt.commands.report",
     "bptt.commands.export",
     "bptt.commands.import_torch",

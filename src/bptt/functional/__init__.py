@@ -26,6 +26,22 @@ from .temporal import (
     temporal_mean_forward,
 )
 
+# isort: split
+# Appended for sequence classification: pooling over time and a regression loss.
+from .pooling import (
+    first_valid_index,
+    last_valid_index,
+    temporal_first_backward,
+    temporal_first_forward,
+    temporal_last_backward,
+    temporal_last_forward,
+    temporal_max_backward,
+    temporal_max_forward,
+    temporal_pick_backward,
+    temporal_pick_forward,
+)
+from .regression import mse_loss
+
 __all__ = [
     "RecurrenceCache",
     "dsigmoid_from_output",
@@ -51,4 +67,16 @@ __all__ = [
     "temporal_mean_backward",
     "temporal_mean_forward",
     "temporal_softmax_loss",
+    # pooling over time and regression loss (sequence classification)
+    "first_valid_index",
+    "last_valid_index",
+    "mse_loss",
+    "temporal_first_backward",
+    "temporal_first_forward",
+    "temporal_last_backward",
+    "temporal_last_forward",
+    "temporal_max_backward",
+    "temporal_max_forward",
+    "temporal_pick_backward",
+    "temporal_pick_forward",
 ]

@@ -10,6 +10,11 @@ from .layers import (
 )
 from .models import LanguageModel, LMConfig
 
+# isort: split
+# Appended for sequence classification.
+from .bidirectional import BidirectionalStack, reverse_valid_index
+from .classifier import SequenceConfig, SequenceModel
+
 __all__ = [
     "Embedding",
     "LMConfig",
@@ -21,4 +26,9 @@ __all__ = [
     "orthogonal",
     "recurrent_weights",
     "xavier_uniform",
+    # sequence classification
+    "BidirectionalStack",
+    "SequenceConfig",
+    "SequenceModel",
+    "reverse_valid_index",
 ]

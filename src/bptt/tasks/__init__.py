@@ -1,0 +1,29 @@
+"""The long-range task suite from the papers, each a data generator plus a recipe.
+
+    from bptt.tasks import run_task, TASKS
+    result = run_task("adding", cell="lstm", T=100, seed=0)
+
+Tasks: adding, adding1997, reber, temporal-order, copy, digits-rows, digits-pixels,
+digits-permuted, mnist1d (see ``registry.py`` for each one's definition and published numbers).
+"""
+
+from .data import EpochBatcher, SeqData, bucket_batches, mask_from_lengths, pad_sequences
+from .registry import TASKS, Task, get_task
+from .runner import run_task
+from .train import History, TrainConfig, fit, predict_all
+
+__all__ = [
+    "TASKS",
+    "EpochBatcher",
+    "History",
+    "SeqData",
+    "Task",
+    "TrainConfig",
+    "bucket_batches",
+    "fit",
+    "get_task",
+    "mask_from_lengths",
+    "pad_sequences",
+    "predict_all",
+    "run_task",
+]
