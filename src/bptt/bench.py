@@ -1,7 +1,7 @@
 """Benchmark bptt against PyTorch CPU: training steps, inference passes, memory, a char-LM step.
 
     python -m bptt.bench                      # the full table (a few minutes)
-    python -m bptt.bench --quick              # two small shapes, fewer rounds (under a minute)
+    python -m bptt.bench --quick              # two small shapes, fewer rounds (1-2 minutes)
     python -m bptt.bench --cases 100x64x256x256 --cells lstm --dtypes float32 --json out.json
 
 What is timed, per cell (rnn | lstm), dtype (float32 | float64) and shape (T, N, D, H):
@@ -461,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fmt_ms(t: float | None) -> str:
-    return "-" if t is None else f"{t * 1e3:9.3f}"
+    return f"{'-':>9}" if t is None else f"{t * 1e3:9.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
