@@ -136,6 +136,12 @@ def test_train_help_lists_the_option_groups(capsys):
         assert opt in out
 
 
+def test_training_writes_its_report(trained):
+    _, _, run = trained
+    page = (run / "report.html").read_text(encoding="utf-8")      # written by bptt train itself
+    assert "heatmap-data" in page and "<img" in page
+
+
 def test_report_of_a_trained_run_has_the_activation_heatmap(trained, capsys):
     _, _, run = trained
     assert main(["report", str(run), "--chars", "200"]) == 0

@@ -607,17 +607,28 @@ class Trainer:
             best = ("no step was taken" if c.best_val is None else
                     f"best validation {c.best_val:.3f} nats/char ({c.best_val / LN2:.3f} "
                     f"bits/char) at step {c.best_step}")
+            self._write_report()
             msg = (f"done: {c.step} steps in {fmt_duration(c.elapsed_s)}; {best}. Sample with: "
-                   f"bptt sample {self.run_dir}; report: bptt report {self.run_dir}")
+                   f"bptt sample {self.run_dir}; report: {self.run_dir / 'report.html'}")
             con.info(msg)
             return Result(0, msg, self.run_dir, c.step, c.best_val)
         self.save()
+        self._write_report()
         reason = {"time": "the time limit (--max-minutes)", "stop-at": f"--stop-at {stop_at}",
                   "interrupted": "Ctrl-C"}[why]
         msg = (f"stopped at step {c.step} by {reason}; checkpoint saved. Continue with: "
                f"bptt train --resume {self.run_dir}")
         con.info(msg)
         return Result(130 if why == "interrupted" else 0, msg, self.run_dir, c.step, c.best_val)
+
+    def _write_report(self) -> None:
+        """Write RUN/report.html (bptt.report); a failure there only warns: the run is saved."""
+        try:
+            from .report import build_run_report
+            build_run_report(self.run_dir)
+        except Exception as e:   # the report is a convenience; never lose a finished run to it
+            self.console.warn(f"could not write report.html ({type(e).__name__}: {e}); "
+                              f"try: bptt report {self.run_dir}")
 
     def _saved_step(self) -> int:
         try:
