@@ -70,3 +70,5 @@ def test_suite_quick_writes_table_json_and_plots(tmp_path, capsys):
     assert "| adding | lstm | 100 |" in md and "published" in md
     assert (out / "gradient_flow.png").stat().st_size > 1000
     assert (out / "training_curves.png").stat().st_size > 1000
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Gradient norm through time" in page and page.count("<img") >= 1

@@ -111,7 +111,21 @@ def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] 
         f.write(markdown_table(report))
     plot_gradient_flow(results, os.path.join(out_dir, "gradient_flow.png"))
     plot_curves(results, os.path.join(out_dir, "training_curves.png"))
+    write_suite_page(results, os.path.join(out_dir, "report.html"))
     return report
+
+
+def write_suite_page(results: list[dict], path: str) -> None:
+    """report.html of the suite: the gradient-norm-through-time plot, RNN vs LSTM (bptt.report)."""
+    from ..report import write_report
+
+    curves = {}
+    for r in results:
+        for when, flow in r.get("gradient_flow", {}).items():
+            curves[f"{r['cell']} {'at init' if when == 'init' else 'trained'}"] = flow["norms"]
+    if curves:
+        write_report(path, metrics=[], samples=[], title="bptt suite: gradient flow",
+                     grad_norms=curves)
 
 
 def _progress(run: Run, r: dict, start: float) -> str:
