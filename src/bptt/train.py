@@ -52,6 +52,7 @@ from .data.text import (
     load_encoded,
     prepare_corpus,
 )
+from .functional._validate import NonFiniteError
 from .nn import LanguageModel
 from .optim import global_norm, make_optimizer
 from .sample import generate, model_from_arrays, nll_sum
@@ -367,10 +368,8 @@ class Trainer:
         try:
             loss, grads, final = self.model.loss_and_state(
                 x, y, state=self.carried, train=cfg.dropout > 0, rng=self.rng)
-        except ValueError as e:                # the engine refuses NaN / inf activations
-            if "NaN or inf" in str(e):
-                return "non-finite values inside the model"
-            raise
+        except NonFiniteError:                 # the engine refuses NaN / inf activations
+            return "non-finite values inside the model"
         T = x.shape[1]
         loss /= T                              # nats per character: the mean over N and T,
         for g in grads.values():               # so clipping thresholds mean what they mean in

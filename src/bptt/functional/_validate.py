@@ -11,8 +11,12 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _fail(fn: str, name: str, got: str, need: str) -> None:
-    raise ValueError(f"{fn}: {name} {got}; {need}")
+class NonFiniteError(ValueError):
+    """An input holds NaN or inf (a ValueError, so callers that catch those still do)."""
+
+
+def _fail(fn: str, name: str, got: str, need: str, error: type = ValueError) -> None:
+    raise error(f"{fn}: {name} {got}; {need}")
 
 
 def float_array(fn: str, name: str, a: object, shape: tuple, dtype: np.dtype | None = None,
@@ -55,7 +59,8 @@ def check_finite(fn: str, name: str, a: np.ndarray) -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         _fail(fn, name, f"holds NaN or inf (first at index {where})",
-              "find where it came from, or lower the learning rate / clip gradients")
+              "find where it came from, or lower the learning rate / clip gradients",
+              NonFiniteError)
 
 
 def int_array(fn: str, name: str, a: object, shape: tuple) -> np.ndarray:
