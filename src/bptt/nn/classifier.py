@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import functional as F
 from .bidirectional import BidirectionalStack
-from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell
+from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
 
 POOLINGS = ("last", "mean", "max", "none")
 LOSSES = ("softmax", "mse")
@@ -98,11 +98,7 @@ class SequenceModel:
                     b[: c.hidden] = c.input_bias                        # gate order i, f, g, o
         feat = 2 * c.hidden if c.bidirectional else c.hidden
         self.out = TemporalAffine(feat, c.output_size, rng, dt)
-        self.params: dict[str, np.ndarray] = {}
-        for prefix, layer in (("embed", self.embed), ("rnn", self.rnn), ("out", self.out)):
-            if layer is not None:
-                for k, v in layer.params.items():
-                    self.params[f"{prefix}.{k}"] = v
+        self.params = collect_params(embed=self.embed, rnn=self.rnn, out=self.out)
 
     # ------------------------------------------------------------------ pieces
 

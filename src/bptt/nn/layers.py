@@ -21,6 +21,12 @@ from .init import recurrent_weights, xavier_uniform
 CELLS = {"rnn": 1, "lstm": 4}
 
 
+def collect_params(**layers) -> dict[str, np.ndarray]:
+    """One flat dict "<prefix>.<name>" -> array over the layers given (None entries skipped)."""
+    return {f"{prefix}.{k}": v for prefix, layer in layers.items() if layer is not None
+            for k, v in layer.params.items()}
+
+
 def check_cell(cell: str) -> str:
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; use one of {sorted(CELLS)}")

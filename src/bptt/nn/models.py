@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import functional as F
-from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell
+from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
 
 
 @dataclass
@@ -44,11 +44,7 @@ class LanguageModel:
         self.rnn = RecurrentStack(D, config.hidden, config.cell, config.layers, config.dropout,
                                   config.learn_h0, rng, dt)
         self.out = TemporalAffine(config.hidden, V, rng, dt)
-        self.params: dict[str, np.ndarray] = {}
-        for prefix, layer in (("embed", self.embed), ("rnn", self.rnn), ("out", self.out)):
-            if layer is not None:
-                for k, v in layer.params.items():
-                    self.params[f"{prefix}.{k}"] = v
+        self.params = collect_params(embed=self.embed, rnn=self.rnn, out=self.out)
 
     def _inputs(self, x: np.ndarray):
         """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
