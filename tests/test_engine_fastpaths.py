@@ -305,6 +305,21 @@ def test_bench_runs_and_writes_json(tmp_path):
                     "bptt_gflops", "peak_gflops", "bptt_pct_peak"):
             assert key in r, key
         assert r["mode"] in ("train", "infer") and r["bptt_s"] > 0 and r["torch_s"] is None
+        assert r["gemm_s"] > 0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("N", [1, 3])
+def test_bench_gemm_floor_makes_the_engines_products(cell, N):
+    """The GEMM-only callable yields the shapes of the engine's dx, dWx, dWh and forward XW."""
+    from bptt import bench
+
+    T, D, H = 4, 5, 6
+    G = 4 * H if cell == "lstm" else H
+    d = bench.make_data(cell, "float64", T, N, D, H)
+    dx, dWx, dWh = bench.gemm_only_callable(cell, "train", d)()
+    assert dx.shape == (N, T, D) and dWx.shape == (D, G) and dWh.shape == (H, G)
+    assert bench.gemm_only_callable(cell, "infer", d)().shape == (G, T * N)
 
 
 def test_bench_rejects_unknown_options():

@@ -20,7 +20,11 @@ call over the rounds, with min and max, and ratio = torch_time / bptt_time (> 1:
 
 Achieved GFLOP/s count only the GEMM work, 2 * T * N * G * (D + H) for a forward (G = 4H for an
 LSTM, H for an RNN) and 3x that for a training step, and are compared with the GEMM peak measured
-in the same run (float32 / float64 2048^3 matrix products through NumPy).
+in the same run (float32 / float64 2048^3 matrix products through NumPy). "gemm ms" times bptt's
+own matrix products alone, the same calls on the same shapes and layouts with every pointwise op
+and copy left out (``gemm_only_callable``), in the same interleaved rounds; "cap" = torch_time /
+gemm_time is the highest ratio this engine could reach on this BLAS if all its other work were
+free (below 1: PyTorch's whole step is faster than bptt's matrix products alone).
 
 Peak memory of a training step is measured the same way for both libraries, each in a fresh
 subprocess: after a small warm-up step, the kernel's resident-set high-water mark is reset
@@ -55,7 +59,15 @@ import numpy as np
 
 from . import functional as F
 from .functional import cells
-from .functional.recurrence import check_args, recurrence_forward
+from .functional.recurrence import (
+    _input_grad,
+    _step_views,
+    _to_internal,
+    _weight_grad,
+    check_args,
+    recurrence_forward,
+    steps_buffer,
+)
 
 SHAPES: list[tuple[int, int, int, int]] = [     # (T, N, D, H)
     (50, 32, 128, 128),
@@ -222,6 +234,50 @@ def bptt_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
         check_args("bench", x, h0, Wx, Wh, b, c.gates)
         return recurrence_forward(c, x, h0, Wx, Wh, b, store=False)[0]
     return infer
+
+
+def gemm_only_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
+    """bptt's matrix products alone: the engine's GEMMs, same shapes, layouts and order.
+
+    The inputs and buffers are made once, so a call is what the step would cost if every
+    pointwise op, copy and Python line of the engine were free: the floor of this engine on
+    this BLAS. Forward: the input GEMM and T per-step GEMMs Wh^T h_{t-1}; training adds T
+    per-step GEMMs Wh dz_t and the post-loop dx, dWx, dWh (see ``recurrence.py``).
+    """
+    c = cells.LSTM if cell == "lstm" else cells.RNN
+    x = d["x"]
+    N, T, D = x.shape
+    H = d["h0"].shape[1]
+    G, dt = c.gates * H, x.dtype
+    rng = np.random.default_rng(1)
+    Wx_f, Wh_f = _to_internal(d["Wx"], c, H), _to_internal(d["Wh"], c, H)
+    X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D)
+    Hs = steps_buffer(H, T + 1, N, dt, time_major=mode == "infer")
+    Hs[...] = rng.uniform(-0.5, 0.5, Hs.shape)
+    h_steps = _step_views(Hs)
+    z = np.empty((G, N), dtype=dt)                                     # a step's pre-activation
+
+    def forward():
+        XW = np.matmul(Wx_f.T, X2.T)                                   # (G, T*N)
+        for t in range(T):
+            np.matmul(Wh_f.T, h_steps[t], out=z)
+        return XW
+
+    if mode == "infer":
+        return forward
+    dA = steps_buffer(G, T, N, dt)
+    dA[...] = rng.uniform(-0.5, 0.5, dA.shape)
+    dA_steps, dA2 = _step_views(dA), dA.reshape(G, T * N)
+    dh_next = np.empty((H, N), dtype=dt)
+    Hprev = Hs[:, :T].reshape(H, T * N)
+
+    def train():
+        forward()
+        for t in reversed(range(T)):
+            np.matmul(Wh_f, dA_steps[t], out=dh_next)
+        return (_input_grad(dA2, Wx_f, N, T), _weight_grad(X2.T, dA2, c, H),
+                _weight_grad(Hprev, dA2, c, H))
+    return train
 
 
 def torch_callable(torch, cell: str, mode: str, d: dict) -> Callable[[], Any]:
@@ -416,6 +472,7 @@ class Record:
     peak_gflops: float
     bptt_pct_peak: float
     torch_pct_peak: float | None
+    gemm_s: float | None = None         # bptt's GEMMs alone (gemm_only_callable)
     bptt_mem_mb: float | None = None
     torch_mem_mb: float | None = None
     threads: int = 2
@@ -450,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each round repeats the call for at least this many seconds")
     p.add_argument("--no-torch", action="store_true", help="time bptt only")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip timing bptt's GEMMs alone (the 'gemm ms' and 'cap' columns)")
     p.add_argument("--no-charlm", action="store_true", help="skip the char-LM step")
     p.add_argument("--charlm-layers", type=int, default=1)
     p.add_argument("--charlm-hidden", type=int, default=256)
@@ -502,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     head = (f"{'cell':4} {'dtype':7} {'mode':5} {'T':>4} {'N':>3} {'D':>3} {'H':>3} | "
             f"{'bptt ms':>9} {'torch ms':>9} {'ratio':>6} | {'bptt GF/s':>9} {'%pk':>4} "
-            f"{'torch GF/s':>10} {'%pk':>4}")
+            f"{'torch GF/s':>10} {'%pk':>4} | {'gemm ms':>9} {'cap':>5}")
     print(head)
     print("-" * len(head))
 
@@ -514,9 +573,10 @@ def main(argv: list[str] | None = None) -> int:
                 d = make_data(cell, dtype, T, N, D, H)
                 for mode in args.modes:
                     fns = {"bptt": bptt_callable(cell, mode, d),
-                           "torch": torch_callable(torch, cell, mode, d) if torch else None}
+                           "torch": torch_callable(torch, cell, mode, d) if torch else None,
+                           "gemm": None if args.no_floor else gemm_only_callable(cell, mode, d)}
                     tm = time_interleaved(fns, repeats, args.pause, args.min_round)
-                    b, t = tm["bptt"], tm["torch"]
+                    b, t, g = tm["bptt"], tm["torch"], tm["gemm"]
                     fl = gemm_flops(cell, T, N, D, H, mode)
                     rec = Record(
                         cell, dtype, mode, T, N, D, H,
@@ -529,14 +589,16 @@ def main(argv: list[str] | None = None) -> int:
                         peak_gflops=peak[dtype],
                         bptt_pct_peak=100 * fl / b.median / 1e9 / peak[dtype],
                         torch_pct_peak=(100 * fl / t.median / 1e9 / peak[dtype]) if t else None,
-                        threads=args.threads)
+                        gemm_s=g.median if g else None, threads=args.threads)
                     records.append(rec)
                     tg = f"{rec.torch_gflops:10.1f} {rec.torch_pct_peak:4.0f}" if t else \
                         f"{'-':>10} {'-':>4}"
+                    cap = f"{t.median / g.median:5.2f}" if t and g else f"{'-':>5}"
                     print(f"{cell:4} {dtype:7} {mode:5} {T:4} {N:3} {D:3} {H:3} | "
                           f"{_fmt_ms(b.median)} {_fmt_ms(t.median if t else None)} "
                           f"{(f'{rec.ratio:6.2f}' if t else '     -')} | "
-                          f"{rec.bptt_gflops:9.1f} {rec.bptt_pct_peak:4.0f} {tg}", flush=True)
+                          f"{rec.bptt_gflops:9.1f} {rec.bptt_pct_peak:4.0f} {tg} | "
+                          f"{_fmt_ms(g.median if g else None)} {cap}", flush=True)
                     del fns
                     gc.collect()
 

@@ -44,6 +44,7 @@ one step's buffers) and returns no cache.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,9 +120,18 @@ def _to_internal(W: np.ndarray, cell, H: int) -> np.ndarray:
     """
     if not cell.sigmoid_blocks and cell.order == tuple(range(cell.gates)):
         return W
-    out = np.take(W.reshape(*W.shape[:-1], cell.gates, H), cell.order, axis=-2)
-    out[..., :cell.sigmoid_blocks, :] *= W.dtype.type(0.5)
-    return out.reshape(W.shape)
+    out = np.take(W.reshape(*W.shape[:-1], cell.gates, H), cell.order, axis=-2).reshape(W.shape)
+    out *= _internal_scale(cell.gates, cell.sigmoid_blocks, H, W.dtype)  # contiguous: one pass
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _internal_scale(gates: int, sigmoid_blocks: int, H: int, dtype: np.dtype) -> np.ndarray:
+    """(gates * H,) read-only: 0.5 on the internal sigmoid blocks, 1 elsewhere."""
+    scale = np.ones(gates * H, dtype=dtype)
+    scale[:sigmoid_blocks * H] = 0.5
+    scale.flags.writeable = False
+    return scale
 
 
 def _weight_grad(A: np.ndarray, dA2: np.ndarray, cell, H: int) -> np.ndarray:
@@ -212,6 +222,23 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
     return h, cell.last_state(st), cache
 
 
+def _input_grad(dA2: np.ndarray, Wx_f: np.ndarray, N: int, T: int) -> np.ndarray:
+    """dx (N, T, D) from dA2 (G, T*N) (time-major columns) and the internal Wx_f (D, G).
+
+    dx = dA^T Wx^T, taken in chunks of whole steps (>= 1024 columns a GEMM) so that no (T*N, D)
+    temporary as large as dx exists; each chunk comes out time-major and moves into dx by whole
+    rows of D.
+    """
+    D = Wx_f.shape[0]
+    dx = np.empty((N, T, D), dtype=dA2.dtype)
+    steps = max(1, min(T, -(-max(1024, T * N // 8) // N)))
+    for t0 in range(0, T, steps):
+        t1 = min(T, t0 + steps)
+        dX2 = dA2[:, t0 * N:t1 * N].T @ Wx_f.T                         # ((t1-t0)*N, D)
+        dx[:, t0:t1] = dX2.reshape(t1 - t0, N, D).transpose(1, 0, 2)
+    return dx
+
+
 def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
                         dlast_extra: np.ndarray | None = None):
     """Backpropagate through all T steps.
@@ -249,13 +276,8 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     del dHt, Wh_f
     dA2 = dA.reshape(G, T * N)                                         # a view (see steps_buffer)
     Wx_f = _to_internal(cache.Wx, cell, H)                             # (D, G)
-    dx = np.empty((N, T, D), dtype=dt)
-    steps = max(1, min(T, -(-max(1024, T * N // 8) // N)))            # >= 1024 columns a GEMM
-    for t0 in range(0, T, steps):                                      # in chunks: no (T*N, D)
-        t1 = min(T, t0 + steps)                                        # temporary as large as dx
-        dX2 = dA2[:, t0 * N:t1 * N].T @ Wx_f.T                         # ((t1-t0)*N, D), time-major
-        dx[:, t0:t1] = dX2.reshape(t1 - t0, N, D).transpose(1, 0, 2)
-    del Wx_f, dX2
+    dx = _input_grad(dA2, Wx_f, N, T)                                   # (N, T, D)
+    del Wx_f
     dWx = _weight_grad(x.transpose(1, 0, 2).reshape(T * N, D).T, dA2, cell, H)  # (D, G)
     Hprev = Hs[:, :T].reshape(H, T * N)                                # h_{t-1} for every step
     dWh = _weight_grad(Hprev, dA2, cell, H)                            # (H, G)
