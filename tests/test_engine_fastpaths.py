@@ -200,6 +200,20 @@ def test_second_backward_on_the_same_cache(cell, N):
         np.testing.assert_allclose(g2[0], F.lstm_backward(other, fresh)[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("N", [1, 3])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("block_bytes", [1, 7 * 4 * 3 * 8 * 2])   # blocks of 1 and of 2 steps
+def test_lstm_factors_made_in_blocks_equal_one_pass(monkeypatch, N, masked, block_bytes):
+    """The backward's factors, made over blocks of steps, give bit-identical gradients (and the
+    uneven last block and masks change nothing)."""
+    a = make("lstm", N, 7, 3, 4, seed=8, masked=masked)
+    _, _, whole, _ = run("lstm", a)
+    monkeypatch.setattr(cells, "FACTOR_BLOCK_BYTES", block_bytes * N)
+    _, _, blocked, _ = run("lstm", a)
+    for k, v in whole.items():
+        np.testing.assert_array_equal(blocked[k], v, err_msg=k)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("N", [1, 3])
 def test_outputs_do_not_alias_the_cache(cell, N):
@@ -293,10 +307,14 @@ def test_hidden_size_one_and_input_size_one():
 def test_bench_runs_and_writes_json(tmp_path):
     from bptt import bench
 
-    out = tmp_path / "b.json"
+    out, md = tmp_path / "b.json", tmp_path / "b.md"
     rc = bench.main(["--cases", "3x2x4x5", "--repeats", "1", "--pause", "0", "--min-round",
-                     "0", "--no-torch", "--no-memory", "--no-charlm", "--json", str(out)])
+                     "0", "--no-torch", "--no-memory", "--no-charlm", "--json", str(out),
+                     "--markdown", str(md)])
     assert rc == 0
+    rows = [ln for ln in md.read_text().splitlines() if ln.startswith("| rnn") or
+            ln.startswith("| lstm")]
+    assert len(rows) == 8 and all(ln.count("|") == 16 for ln in rows)
     doc = json.loads(out.read_text())
     recs = doc["records"]
     assert len(recs) == 8                                            # 2 cells x 2 dtypes x 2 modes
@@ -320,6 +338,26 @@ def test_bench_gemm_floor_makes_the_engines_products(cell, N):
     dx, dWx, dWh = bench.gemm_only_callable(cell, "train", d)()
     assert dx.shape == (N, T, D) and dWx.shape == (D, G) and dWh.shape == (H, G)
     assert bench.gemm_only_callable(cell, "infer", d)().shape == (G, T * N)
+
+
+def test_bench_render_turns_saved_json_into_markdown(tmp_path, capsys):
+    from bptt import bench
+
+    out = tmp_path / "b.json"
+    bench.main(["--cases", "2x1x3x4", "--cells", "lstm", "--dtypes", "float32", "--repeats", "1",
+                "--pause", "0", "--min-round", "0", "--no-torch", "--no-memory", "--no-charlm",
+                "--json", str(out)])
+    capsys.readouterr()
+    assert bench.main(["--render", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| lstm | float32 | train | 2, 1, 3, 4 |" in text
+    assert "| lstm | float32 | infer | 2, 1, 3, 4 |" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--render", str(bad)])
+    assert e.value.code == 2
+    assert "not a benchmark JSON" in capsys.readouterr().err
 
 
 def test_bench_rejects_unknown_options():

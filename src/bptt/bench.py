@@ -3,6 +3,7 @@
     python -m bptt.bench                      # the full table (a few minutes)
     python -m bptt.bench --quick              # two small shapes, fewer rounds (1-2 minutes)
     python -m bptt.bench --cases 100x64x256x256 --cells lstm --dtypes float32 --json out.json
+    python -m bptt.bench --markdown table.md  # as markdown; --render out.json: a saved run
 
 What is timed, per cell (rnn | lstm), dtype (float32 | float64) and shape (T, N, D, H):
 
@@ -515,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--charlm-embed", type=int, default=65)
     p.add_argument("--charlm-dtype", choices=DTYPES, default="float32")
     p.add_argument("--json", metavar="PATH", help="write the records as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the tables as markdown")
+    p.add_argument("--render", metavar="JSON",
+                   help="measure nothing: print the markdown of a run saved with --json")
     p.add_argument("--_memory-worker", dest="memory_worker", help=argparse.SUPPRESS)
     return p
 
@@ -529,6 +533,15 @@ def main(argv: list[str] | None = None) -> int:
         side, cell, dtype, T, N, D, H, threads = args.memory_worker.split(",")
         print(json.dumps(_memory_worker(side, cell, dtype, int(T), int(N), int(D), int(H),
                                         int(threads))))
+        return 0
+    if args.render:
+        try:
+            with open(args.render) as f:
+                text = markdown(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            build_parser().error(f"--render {args.render}: not a benchmark JSON written by "
+                                 f"--json ({type(e).__name__}: {e})")
+        print(text, end="")
         return 0
     if args.threads < 1:
         build_parser().error("--threads must be >= 1")
@@ -659,21 +672,62 @@ def main(argv: list[str] | None = None) -> int:
                         rec.torch_pct_peak *= scale
     print("\nGEMM peak used for %: " + ", ".join(f"{dt} {g:.1f} GFLOP/s" for dt, g in peak.items()))
 
+    out = []
+    for rec in records:
+        r = asdict(rec)
+        extra = r.pop("extra")
+        r.update(extra)
+        out.append(r)
+    doc = {"machine": {**info, "numpy": np.__version__, "python": platform.python_version(),
+                       "torch": torch.__version__ if torch is not None else None,
+                       "threads": args.threads, "repeats": repeats, "pause_s": args.pause},
+           "peak_gflops": peak, "records": out, "charlm": charlm}
     if args.json:
-        out = []
-        for rec in records:
-            r = asdict(rec)
-            extra = r.pop("extra")
-            r.update(extra)
-            out.append(r)
-        doc = {"machine": {**info, "numpy": np.__version__, "python": platform.python_version(),
-                           "torch": torch.__version__ if torch is not None else None,
-                           "threads": args.threads, "repeats": repeats, "pause_s": args.pause},
-               "peak_gflops": peak, "records": out, "charlm": charlm}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"\nwrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(doc))
+        print(f"wrote {args.markdown}")
     return 0
+
+
+def _cell(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(doc: dict) -> str:
+    """The run as markdown: a header line, the timing table (with memory where measured), the
+    char-LM step. ``doc`` is what ``--json`` writes."""
+    m = doc["machine"]
+    peak = ", ".join(f"{dt} {g:.1f}" for dt, g in doc["peak_gflops"].items())
+    lines = [f"{m['cpu']}, {m['cpus']} CPUs, numpy {m['numpy']} (OpenBLAS kernels: "
+             f"{m.get('openblas_core') or '?'}), torch {m.get('torch') or 'absent'}, "
+             f"{m['threads']} thread(s), {m['repeats']} interleaved rounds (median); "
+             f"GEMM peak (GFLOP/s): {peak}", "",
+             "| cell | dtype | mode | T, N, D, H | bptt ms | torch ms | ratio | bptt GF/s "
+             "| % peak | torch GF/s | torch % peak | gemm ms | cap | bptt MB | torch MB |",
+             "|" + "---|" * 15]
+    for r in doc["records"]:
+        ms = [None if r.get(k) is None else r[k] * 1e3 for k in ("bptt_s", "torch_s", "gemm_s")]
+        cap = r["torch_s"] / r["gemm_s"] if r.get("torch_s") and r.get("gemm_s") else None
+        lines.append(
+            f"| {r['cell']} | {r['dtype']} | {r['mode']} | {r['T']}, {r['N']}, {r['D']}, {r['H']} "
+            f"| {_cell(ms[0], '.3f')} | {_cell(ms[1], '.3f')} | **{_cell(r['ratio'], '.2f')}** "
+            f"| {r['bptt_gflops']:.1f} | {r['bptt_pct_peak']:.0f} "
+            f"| {_cell(r['torch_gflops'], '.1f')} | {_cell(r['torch_pct_peak'], '.0f')} "
+            f"| {_cell(ms[2], '.3f')} | {_cell(cap, '.2f')} "
+            f"| {_cell(r.get('bptt_mem_mb'), '.1f')} | {_cell(r.get('torch_mem_mb'), '.1f')} |")
+    c = doc.get("charlm")
+    if c:
+        lines += ["", f"char-LM step (embedding {c['V']} -> {c['E']}, LSTM {c['layers']} x "
+                      f"{c['H']}, temporal affine, softmax loss; {c['N']} x {c['T']} characters, "
+                      f"{c['dtype']}): bptt {c['bptt_s'] * 1e3:.2f} ms = "
+                      f"{c['bptt_chars_per_s']:,.0f} chars/s"
+                  + (f", PyTorch {c['torch_s'] * 1e3:.2f} ms = {c['torch_chars_per_s']:,.0f} "
+                     f"chars/s, ratio **{c['ratio']:.2f}**" if c.get("torch_s") else "")]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+FACTOR_BLOCK_BYTES = 1 << 20     # the LSTM backward's factors are made over blocks this large
+
 
 def _steps(A: np.ndarray) -> list:
     """[A[t] for every t] as a list of views, made in one C-level pass."""
@@ -163,11 +165,38 @@ class LSTMCell:
     @staticmethod
     def _factors_in_place(st, hold):
         Z, H, T = st["Z"], st["H"], st["T"]
-        one = Z.dtype.type(1)
+        N = Z.shape[2]
         B = Z[:T]                                                # (T, 5H, N)
         o, i, f, g, cp = (B[:, k * H:(k + 1) * H] for k in range(5))   # (T, H, N) views
-        Kc = np.tanh(Z[1:, 4 * H:])                              # tanh(c_t), remade: one pass
-        tmp = np.multiply(Kc, o)                                 # (T, H, N) scratch
+        Kc = np.tanh(Z[1:, 4 * H:])                              # tanh(c_t), remade: one pass,
+        # before any block overwrites c_{t-1} with F. The rest runs over blocks of steps that
+        # fit in cache (~1 MB touched a block): 17 passes over data in cache instead of memory.
+        steps = max(1, min(T, FACTOR_BLOCK_BYTES // (7 * H * N * Z.itemsize)))
+        tmp = np.empty((steps, H, N), dtype=Z.dtype)
+        for t0 in range(0, T, steps):
+            t1 = min(T, t0 + steps)
+            LSTMCell._factors_block(o[t0:t1], i[t0:t1], f[t0:t1], g[t0:t1], cp[t0:t1],
+                                    Kc[t0:t1], tmp[:t1 - t0])
+        if hold is not None:
+            valid = ~hold[:, None, :]                            # (T, 1, N)
+            B[:, :4 * H] *= valid
+            Kc *= valid
+            np.copyto(cp, Z.dtype.type(1), where=hold[:, None, :])   # held: dc passes through
+        for k in ("z", "sig", "o", "if", "gc", "c", "tc"):      # forward views: stale now
+            del st[k]
+        st["K"] = True
+        st["Ko"] = _steps(o)
+        st["Kifg"] = _steps(B[:, H:4 * H].reshape(T, 3, H, -1))  # (3, H, N) per step
+        st["F"] = _steps(cp)
+        st["Kc"] = _steps(Kc)
+        st["tmp"] = np.empty_like(Kc[0])
+
+    @staticmethod
+    def _factors_block(o, i, f, g, cp, Kc, tmp):
+        """In place over a block of steps, all (k, H, N): the forward's o, i, f, g, c_{t-1}
+        become Ko, Ki, Kf, Kg, F; Kc (holding tanh(c_t)) becomes o (1 - tanh(c_t)^2)."""
+        one = o.dtype.type(1)
+        np.multiply(Kc, o, out=tmp)
         tmp += tmp                                               # 2 tanh(c) o
         np.multiply(Kc, Kc, out=Kc)
         np.subtract(one, Kc, out=Kc)
@@ -188,19 +217,6 @@ class LSTMCell:
         np.subtract(one, i, out=i)
         i *= g                                                   # Ki = 2 g i (1 - i)
         np.copyto(g, tmp)
-        if hold is not None:
-            valid = ~hold[:, None, :]                            # (T, 1, N)
-            B[:, :4 * H] *= valid
-            Kc *= valid
-            np.copyto(cp, one, where=hold[:, None, :])           # held: dc passes through
-        for k in ("z", "sig", "o", "if", "gc", "c", "tc"):      # forward views: stale now
-            del st[k]
-        st["K"] = True
-        st["Ko"] = _steps(o)
-        st["Kifg"] = _steps(B[:, H:4 * H].reshape(T, 3, H, -1))  # (3, H, N) per step
-        st["F"] = _steps(cp)
-        st["Kc"] = _steps(Kc)
-        st["tmp"] = np.empty_like(Kc[0])
 
     def backward_begin(self, fac, dlast, H, N, dtype):
         dc = np.zeros((H, N), dtype=dtype)                       # dL/dc_t, carried
