@@ -193,7 +193,10 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
     G = cell.gates * H
     dt = x.dtype
     Wx_f, Wh_f = _to_internal(Wx, cell, H), _to_internal(Wh, cell, H)  # (D, G), (H, G)
-    WxT_f, WhT_f = Wx_f.T, Wh_f.T                                      # (G, D), (G, H) views
+    WxT_f = Wx_f.T                                                     # (G, D) view
+    WhT_f = Wh_f.T                                                     # (G, H) view
+    if dt == np.float32 and N > 1:          # float32 per-step sgemm: 2-14 % faster from a
+        WhT_f = np.ascontiguousarray(WhT_f)  # contiguous A here; no gain in float64 or at N = 1
     b_f = _to_internal(b, cell, H)[:, None]                            # (G, 1)
 
     X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D), a view if N == 1
