@@ -28,7 +28,6 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
