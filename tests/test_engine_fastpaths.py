@@ -202,7 +202,7 @@ def test_second_backward_on_the_same_cache(cell, N):
 
 @pytest.mark.parametrize("N", [1, 3])
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("block_bytes", [1, 7 * 4 * 3 * 8 * 2])   # blocks of 1 and of 2 steps
+@pytest.mark.parametrize("block_bytes", [1, 7 * 4 * 8 * 2])   # per sample: blocks of 1, 2 steps
 def test_lstm_factors_made_in_blocks_equal_one_pass(monkeypatch, N, masked, block_bytes):
     """The backward's factors, made over blocks of steps, give bit-identical gradients (and the
     uneven last block and masks change nothing)."""

@@ -62,6 +62,7 @@ from . import functional as F
 from .functional import cells
 from .functional.recurrence import (
     _input_grad,
+    _recurrent_operand,
     _step_views,
     _to_internal,
     _weight_grad,
@@ -260,8 +261,9 @@ def gemm_only_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
 
     def forward():
         XW = np.matmul(Wx_f.T, X2.T)                                   # (G, T*N)
+        WhT_f = _recurrent_operand(Wh_f, N)                            # (G, H)
         for t in range(T):
-            np.matmul(Wh_f.T, h_steps[t], out=z)
+            np.matmul(WhT_f, h_steps[t], out=z)
         return XW
 
     if mode == "infer":
