@@ -64,6 +64,7 @@ from .functional.recurrence import (
     _input_grad,
     _recurrent_operand,
     _step_views,
+    _time_major_rows,
     _to_internal,
     _weight_grad,
     check_args,
@@ -253,7 +254,7 @@ def gemm_only_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
     G, dt = c.gates * H, x.dtype
     rng = np.random.default_rng(1)
     Wx_f, Wh_f = _to_internal(d["Wx"], c, H), _to_internal(d["Wh"], c, H)
-    X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D)
+    X2 = _time_major_rows(x)                                           # (T*N, D)
     Hs = steps_buffer(H, T + 1, N, dt, time_major=mode == "infer")
     Hs[...] = rng.uniform(-0.5, 0.5, Hs.shape)
     h_steps = _step_views(Hs)

@@ -82,6 +82,13 @@ def steps_buffer(F: int, T: int, N: int, dtype, time_major: bool = False) -> np.
     return np.empty((F, T, N), dtype=dtype)
 
 
+def _time_major_rows(x: np.ndarray) -> np.ndarray:
+    """x (N, T, D) -> X2 (T*N, D), row t*N + n = x[n, t]: only whole rows of D move (a view if
+    N == 1). The input GEMM and dWx use it as a transposed operand, never transposed in memory."""
+    N, T, D = x.shape
+    return x.transpose(1, 0, 2).reshape(T * N, D)
+
+
 def _step_views(A: np.ndarray) -> list:
     """[A[:, t] for every t], made in one C-level pass: the loops index a list, not an array."""
     return list(A.swapaxes(0, 1))
@@ -204,7 +211,7 @@ def recurrence_forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
     WxT_f, WhT_f = Wx_f.T, _recurrent_operand(Wh_f, N)                # (G, D), (G, H)
     b_f = _to_internal(b, cell, H)[:, None]                            # (G, 1)
 
-    X2 = x.transpose(1, 0, 2).reshape(T * N, D)                        # (T*N, D), a view if N == 1
+    X2 = _time_major_rows(x)                                           # (T*N, D)
     XW = np.matmul(WxT_f, X2.T)                                        # (G, T*N)
     del X2                                                             # remade by the backward
     XW += b_f
@@ -286,7 +293,7 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     Wx_f = _to_internal(cache.Wx, cell, H)                             # (D, G)
     dx = _input_grad(dA2, Wx_f, N, T)                                   # (N, T, D)
     del Wx_f
-    dWx = _weight_grad(x.transpose(1, 0, 2).reshape(T * N, D).T, dA2, cell, H)  # (D, G)
+    dWx = _weight_grad(_time_major_rows(x).T, dA2, cell, H)            # (D, G)
     Hprev = Hs[:, :T].reshape(H, T * N)                                # h_{t-1} for every step
     dWh = _weight_grad(Hprev, dA2, cell, H)                            # (H, G)
     db = _to_public(dA2.sum(axis=1), cell, H)                          # (G,)
