@@ -35,8 +35,8 @@ def _corpus(path: Path, n: int, seed: int) -> None:
 def measure_bptt(a) -> list[float]:
     """Seconds per training step of bptt's own loop (``Trainer._step``)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from bptt.console import Console
-    from bptt.train import Trainer, config_from_preset
+    from bptt.charlm.console import Console
+    from bptt.charlm.trainer import Trainer, config_from_preset
 
     with tempfile.TemporaryDirectory() as d:
         text = Path(d) / "corpus.txt"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bptt.checkpoint as ck
-from bptt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+import bptt.charlm.checkpoint as ck
+from bptt.charlm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -72,7 +72,7 @@ SAVER = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {src!r})
-    from bptt.checkpoint import save_checkpoint
+    from bptt.charlm.checkpoint import save_checkpoint
     run = sys.argv[1]
     step = 0
     while True:

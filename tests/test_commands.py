@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from bptt.checkpoint import load_checkpoint
+from bptt.charlm.checkpoint import load_checkpoint
 from bptt.cli import main
 from corpus_text import make_text
 
@@ -162,7 +162,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
            "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bptt.cli", "train", str(text), "--out", str(run), "--preset",
+        [sys.executable, "-m", "bptt", "train", str(text), "--out", str(run), "--preset",
          "tiny", "--max-steps", "1000000", "--eval-every", "5", "--sample-chars", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:                      # wait for the first evaluation

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from bptt import functional as F
-from bptt.gradcheck import numerical_gradient, rel_error
-from bptt.gradflow import (
+from bptt.analysis.gradflow import (
     gradient_flow,
     model_gradient_flow,
     plot_gradient_flow,
     reference_forward,
 )
+from bptt.gradcheck import numerical_gradient, rel_error
 from bptt.nn import SequenceConfig, SequenceModel
 
 MASK = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]], dtype=bool)

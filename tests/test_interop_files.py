@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from bptt.checkpoint import save_checkpoint
+from bptt.charlm.checkpoint import save_checkpoint
+from bptt.charlm.sampling import load
+from bptt.charlm.text import Vocab
 from bptt.cli import main
-from bptt.data.text import Vocab
 from bptt.gradcheck import rel_error
 from bptt.interop.files import (
     InteropError,
@@ -18,7 +19,6 @@ from bptt.interop.files import (
     sibling,
 )
 from bptt.nn import LanguageModel, LMConfig
-from bptt.sample import load
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: interop tests skipped")
 st_torch = pytest.importorskip("safetensors.torch")

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 
 from bptt import functional as F
-from bptt.cli import main
-from bptt.insight import (
+from bptt.analysis.insight import (
     activation_trace,
     correlations,
     gate_saturation,
     interesting_units,
     text_features,
 )
+from bptt.analysis.report import NO_CHECKPOINT, write_report
+from bptt.cli import main
 from bptt.nn import LanguageModel, LMConfig
 from bptt.optim import Adam, clip_global_norm, cosine_lr
-from bptt.report import NO_CHECKPOINT, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = 'def f(x):\n    return {"a": [x, (1, 2)]}  # é\nprint("hi <b>", f(3))\n'

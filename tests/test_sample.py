@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from bptt.console import Console
-from bptt.data import CorpusError, Vocab
+from bptt.charlm.console import Console
+from bptt.charlm.sampling import generate, load, next_symbol, score_file, score_ids
+from bptt.charlm.text import CorpusError, Vocab
+from bptt.charlm.trainer import Trainer, config_from_preset
 from bptt.nn import LanguageModel, LMConfig
-from bptt.sample import generate, load, next_symbol, score_file, score_ids
-from bptt.train import Trainer, config_from_preset
 
 
 @pytest.fixture(scope="module")

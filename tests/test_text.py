@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from bptt.data import (
+from bptt.charlm.text import (
     CorpusError,
     StreamBatcher,
     Vocab,

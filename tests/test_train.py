@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from bptt.checkpoint import load_checkpoint
-from bptt.console import Console
-from bptt.data import corpora
+from bptt.charlm import corpora
+from bptt.charlm.checkpoint import load_checkpoint
+from bptt.charlm.console import Console
+from bptt.charlm.trainer import Trainer, config_from_preset, learning_rate
 from bptt.gradcheck import check_loss
 from bptt.nn import LanguageModel, LMConfig
-from bptt.train import Trainer, config_from_preset, learning_rate
 from corpus_text import make_text
 
 

@@ -58,9 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from . import functional as F
-from .functional import cells
-from .functional.recurrence import (
+from bptt import functional as F
+from bptt.functional import cells
+from bptt.functional.recurrence import (
     _input_grad,
     _recurrent_operand,
     _step_views,

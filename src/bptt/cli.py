@@ -29,7 +29,7 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from bptt import __version__
 
     parser = argparse.ArgumentParser(
         prog="bptt",
@@ -57,6 +57,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bptt {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interop.files import export_torch
-    from ..sample import load
+    from bptt.charlm.sampling import load
+    from bptt.interop.files import export_torch
 
     loaded = load(args.run, args.checkpoint)
     for path in export_torch(loaded, args.out):

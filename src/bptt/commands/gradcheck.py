@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checks import format_table, run_all
+    from bptt.gradcheck.catalogue import format_table, run_all
 
     results = run_all(args.seed)
     failed = [r for r in results if not r.ok]

@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..checkpoint import save_checkpoint
-    from ..cli import UserError
-    from ..interop.files import import_torch_lm, import_torch_stack, sibling
+    from bptt.charlm.checkpoint import save_checkpoint
+    from bptt.cli import UserError
+    from bptt.interop.files import import_torch_lm, import_torch_stack, sibling
 
     out = Path(args.out)
     if args.stack_only:

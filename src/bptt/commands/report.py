@@ -1,4 +1,4 @@
-"""``bptt report RUN``: write RUN/report.html from a run directory (see ``bptt.report``)."""
+"""``bptt report RUN``: write RUN/report.html from a run directory (``bptt.analysis.report``)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
-    from ..report import build_run_report
+    from bptt.analysis.report import build_run_report
+    from bptt.cli import UserError
 
     if args.chars < 1:
         raise UserError(f"--chars is {args.chars}; it must be at least 1")

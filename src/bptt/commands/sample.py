@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..data.text import describe_symbols
-    from ..sample import generate, load
+    from bptt.charlm.sampling import generate, load
+    from bptt.charlm.text import describe_symbols
 
     loaded = load(args.run, args.checkpoint)
     rng = np.random.default_rng(args.seed)

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from ..data.text import describe_symbols
-    from ..sample import load, score_file
+    from bptt.charlm.sampling import load, score_file
+    from bptt.charlm.text import describe_symbols
 
     loaded = load(args.run, args.checkpoint)
     result, skipped = score_file(loaded, args.file, args.skip_unknown)

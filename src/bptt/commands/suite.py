@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.registry import TASKS
-    from ..tasks.suite import run_suite
+    from bptt.tasks.registry import TASKS
+    from bptt.tasks.suite import run_suite
 
     for name in args.only or []:
         if name not in TASKS:

@@ -8,7 +8,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..tasks.registry import TASKS
+    from bptt.tasks.registry import TASKS
 
     names = ", ".join(TASKS)
     p = sub.add_parser("task", help="train and evaluate one long-range task",
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def format_result(r: dict) -> str:
-    from ..tasks.report import format_value
+    from bptt.tasks.results import format_value
 
     lines = [f"task        {r['task']} ({r['cell']}" + (f", T={r['T']}" if r["T"] else "") + ")",
              f"metric      {r['metric']}",
@@ -56,8 +56,8 @@ def format_result(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.runner import run_task
-    from ..tasks.threads import blas_threads
+    from bptt.tasks.runner import run_task
+    from bptt.tasks.threads import blas_threads
 
     if args.name in ("reber", "copy") and (args.pooling or args.bidirectional):
         raise ValueError(f"task {args.name!r} predicts the next symbol at every step; it takes "

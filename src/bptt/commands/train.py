@@ -22,7 +22,7 @@ best.json (checkpoints; arrays in checkpoints/*.safetensors).
 
 
 def _default(name: str):
-    from ..train import PRESETS, TrainConfig
+    from bptt.charlm.trainer import PRESETS, TrainConfig
 
     if name in PRESETS["default"]:
         return PRESETS["default"][name]
@@ -138,9 +138,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..cli import UserError
-    from ..console import Console
-    from ..train import TrainConfig, Trainer, config_from_preset
+    from bptt.charlm.console import Console
+    from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
+    from bptt.cli import UserError
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}

@@ -5,9 +5,15 @@ float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inp
 the left (``x @ Wx``).
 """
 
-from .activations import dsigmoid_from_output, dtanh_from_output, log_softmax, sigmoid, softmax
-from .losses import softmax_loss, temporal_softmax_loss
-from .lstm import (
+from bptt.functional.activations import (
+    dsigmoid_from_output,
+    dtanh_from_output,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
+from bptt.functional.losses import softmax_loss, temporal_softmax_loss
+from bptt.functional.lstm import (
     lstm_backward,
     lstm_backward_with_state,
     lstm_forward,
@@ -15,9 +21,9 @@ from .lstm import (
     lstm_step_backward,
     lstm_step_forward,
 )
-from .recurrence import RecurrenceCache
-from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from .temporal import (
+from bptt.functional.recurrence import RecurrenceCache
+from bptt.functional.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from bptt.functional.temporal import (
     embedding_backward,
     embedding_forward,
     temporal_affine_backward,
@@ -28,7 +34,7 @@ from .temporal import (
 
 # isort: split
 # Appended for sequence classification: pooling over time and a regression loss.
-from .pooling import (
+from bptt.functional.pooling import (
     first_valid_index,
     last_valid_index,
     temporal_first_backward,
@@ -40,7 +46,7 @@ from .pooling import (
     temporal_pick_backward,
     temporal_pick_forward,
 )
-from .regression import mse_loss
+from bptt.functional.regression import mse_loss
 
 __all__ = [
     "RecurrenceCache",

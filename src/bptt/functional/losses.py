@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as v
-from .activations import log_softmax
+from bptt.functional import _validate as v
+from bptt.functional.activations import log_softmax
 
 
 def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -24,11 +24,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _validate as v
-from .activations import sigmoid
-from .cells import LSTM
-from .recurrence import RecurrenceCache, check_args, recurrence_backward, recurrence_forward
-from .rnn import _check_dh
+from bptt.functional import _validate as v
+from bptt.functional.activations import sigmoid
+from bptt.functional.cells import LSTM
+from bptt.functional.recurrence import (
+    RecurrenceCache,
+    check_args,
+    recurrence_backward,
+    recurrence_forward,
+)
+from bptt.functional.rnn import _check_dh
 
 
 class LSTMStepCache(NamedTuple):

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _validate as v
+from bptt.functional import _validate as v
 
 
 def last_valid_index(mask: np.ndarray) -> np.ndarray:

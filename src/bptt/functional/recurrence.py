@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate as v
+from bptt.functional import _validate as v
 
 
 @dataclass

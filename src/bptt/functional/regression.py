@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as v
+from bptt.functional import _validate as v
 
 
 def mse_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

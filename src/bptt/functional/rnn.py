@@ -18,9 +18,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _validate as v
-from .cells import RNN
-from .recurrence import RecurrenceCache, check_args, recurrence_backward, recurrence_forward
+from bptt.functional import _validate as v
+from bptt.functional.cells import RNN
+from bptt.functional.recurrence import (
+    RecurrenceCache,
+    check_args,
+    recurrence_backward,
+    recurrence_forward,
+)
 
 
 class RNNStepCache(NamedTuple):

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _validate as v
+from bptt.functional import _validate as v
 
 
 class AffineCache(NamedTuple):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .torch import stack_from_torch_state_dict, stack_to_torch_state_dict
+from bptt.interop.torch import stack_from_torch_state_dict, stack_to_torch_state_dict
 
 SIDECAR_FORMAT = "bptt-torch-export"
 _LAYER = re.compile(r"^weight_ih_l(\d+)(_reverse)?$")
@@ -80,7 +80,7 @@ def lm_to_torch_arrays(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
 def export_torch(loaded, out: str | Path) -> list[Path]:
     """Write OUT.safetensors, OUT.head.safetensors and OUT.json for a loaded char-LM run.
 
-    ``loaded`` is what ``bptt.sample.load(run)`` returns. Returns the paths written.
+    ``loaded`` is what ``bptt.charlm.sampling.load(run)`` returns. Returns the paths written.
     """
     out = Path(out)
     if not out.name.endswith(".safetensors"):
@@ -124,10 +124,10 @@ class ImportedStack:
 
     def to_module(self, dtype=None):
         """A ``bptt.nn.RecurrentStack`` (or ``BidirectionalStack``) holding these weights."""
-        from ..nn import RecurrentStack
+        from bptt.nn import RecurrentStack
         dt = dtype or self.params["l0.Wx"].dtype
         if self.bidirectional:
-            from ..nn.bidirectional import BidirectionalStack
+            from bptt.nn.bidirectional import BidirectionalStack
             m = BidirectionalStack(self.input_size, self.hidden_size, self.cell,
                                    self.num_layers, dtype=dt)
         else:
@@ -193,8 +193,8 @@ def import_torch_lm(path: str | Path):
 
     ``path`` is OUT.safetensors; OUT.json and OUT.head.safetensors must lie beside it.
     """
-    from ..data.text import Vocab
-    from ..nn import LanguageModel, LMConfig
+    from bptt.charlm.text import Vocab
+    from bptt.nn import LanguageModel, LMConfig
 
     path = Path(path)
     side = sibling(path, ".json")

@@ -1,19 +1,19 @@
 """Parameter-holding layers and models on top of ``bptt.functional``."""
 
-from .init import orthogonal, recurrent_weights, xavier_uniform
-from .layers import (
+from bptt.nn.init import orthogonal, recurrent_weights, xavier_uniform
+from bptt.nn.layers import (
     Embedding,
     RecurrentStack,
     TemporalAffine,
     dropout_backward,
     dropout_forward,
 )
-from .models import LanguageModel, LMConfig
+from bptt.nn.models import LanguageModel, LMConfig
 
 # isort: split
 # Appended for sequence classification.
-from .bidirectional import BidirectionalStack, reverse_valid_index
-from .classifier import SequenceConfig, SequenceModel
+from bptt.nn.bidirectional import BidirectionalStack, reverse_valid_index
+from bptt.nn.classifier import SequenceConfig, SequenceModel
 
 __all__ = [
     "Embedding",

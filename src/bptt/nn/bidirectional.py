@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
-from .init import recurrent_weights
-from .layers import CELLS, check_cell, dropout_backward, dropout_forward
+from bptt import functional as F
+from bptt.nn.init import recurrent_weights
+from bptt.nn.layers import CELLS, check_cell, dropout_backward, dropout_forward
 
 
 def reverse_valid_index(mask: np.ndarray) -> np.ndarray:

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import functional as F
-from .bidirectional import BidirectionalStack
-from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
+from bptt import functional as F
+from bptt.nn.bidirectional import BidirectionalStack
+from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
 
 POOLINGS = ("last", "mean", "max", "none")
 LOSSES = ("softmax", "mse")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
-from .init import recurrent_weights, xavier_uniform
+from bptt import functional as F
+from bptt.nn.init import recurrent_weights, xavier_uniform
 
 CELLS = {"rnn": 1, "lstm": 4}
 

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import functional as F
-from .layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
+from bptt import functional as F
+from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
 
 
 @dataclass

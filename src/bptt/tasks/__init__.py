@@ -7,10 +7,10 @@ Tasks: adding, adding1997, reber, temporal-order, copy, digits-rows, digits-pixe
 digits-permuted, mnist1d (see ``registry.py`` for each one's definition and published numbers).
 """
 
-from .data import EpochBatcher, SeqData, bucket_batches, mask_from_lengths, pad_sequences
-from .registry import TASKS, Task, get_task
-from .runner import run_task
-from .train import History, TrainConfig, fit, predict_all
+from bptt.tasks.data import EpochBatcher, SeqData, bucket_batches, mask_from_lengths, pad_sequences
+from bptt.tasks.registry import TASKS, Task, get_task
+from bptt.tasks.runner import run_task
+from bptt.tasks.train import History, TrainConfig, fit, predict_all
 
 __all__ = [
     "TASKS",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import SeqData
+from bptt.tasks.data import SeqData
 
 
 def adding_arjovsky(n: int, T: int, rng: np.random.Generator, dtype=np.float32) -> SeqData:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import SeqData
+from bptt.tasks.data import SeqData
 
 BLANK, DELIM, VOCAB, OUT = 0, 9, 10, 9       # output classes 0-8 (never the delimiter)
 COPY = 10                                    # symbols to copy

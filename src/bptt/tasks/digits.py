@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import SeqData
+from bptt.tasks.data import SeqData
 
 VIEWS = ("rows", "pixels", "permuted")
 PERMUTATION_SEED = 1234

@@ -13,7 +13,7 @@ import random
 
 import numpy as np
 
-from .data import SeqData
+from bptt.tasks.data import SeqData
 
 
 def available() -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import SeqData, pad_sequences
+from bptt.tasks.data import SeqData, pad_sequences
 
 SYMBOLS = "BTPSXVE"
 INDEX = {s: i for i, s in enumerate(SYMBOLS)}

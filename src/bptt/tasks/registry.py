@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..functional import softmax_loss, temporal_softmax_loss
-from ..nn import SequenceConfig
-from . import adding, copy_memory, digits, mnist1d, reber, temporal_order
-from .data import EpochBatcher, SeqData
-from .train import TrainConfig, predict_all
+from bptt.functional import softmax_loss, temporal_softmax_loss
+from bptt.nn import SequenceConfig
+from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, temporal_order
+from bptt.tasks.data import EpochBatcher, SeqData
+from bptt.tasks.train import TrainConfig, predict_all
 
 
 def stream(seed: int, purpose: int) -> np.random.Generator:

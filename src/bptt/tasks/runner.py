@@ -14,9 +14,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..nn import SequenceModel
-from .registry import get_task, stream
-from .train import fit
+from bptt.nn import SequenceModel
+from bptt.tasks.registry import get_task, stream
+from bptt.tasks.train import fit
 
 OPS = {"<=": operator.le, ">=": operator.ge}
 
@@ -88,7 +88,7 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
 
 def _flow(model, batch) -> dict:
     """Mean ||dL/dh_t|| per step and the gate saturation on one batch."""
-    from ..gradflow import model_gradient_flow
+    from bptt.analysis.gradflow import model_gradient_flow
 
     x, y, mask = batch
     flow = model_gradient_flow(model, x, y, mask)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from .report import format_value
+from bptt.tasks.results import format_value
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ SUITE: tuple[Run, ...] = (
 
 
 def _run_one(run: Run, quick: bool, threads: int) -> dict:
-    from .runner import run_task
-    from .threads import blas_threads
+    from bptt.tasks.runner import run_task
+    from bptt.tasks.threads import blas_threads
 
     with blas_threads(threads):
         try:
@@ -116,8 +116,8 @@ def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] 
 
 
 def write_suite_page(results: list[dict], path: str) -> None:
-    """report.html of the suite: the gradient-norm-through-time plot, RNN vs LSTM (bptt.report)."""
-    from ..report import write_report
+    """report.html of the suite: the gradient-norm-through-time plot, RNN vs LSTM."""
+    from bptt.analysis.report import write_report
 
     curves = {}
     for r in results:
@@ -217,7 +217,7 @@ def _plt():
 
 def plot_gradient_flow(results: list[dict], path: str) -> bool:
     """RNN vs LSTM ||dL/dh_t|| from the runs that recorded it; False if none did."""
-    from ..gradflow import plot_gradient_flow as plot
+    from bptt.analysis.gradflow import plot_gradient_flow as plot
 
     curves = {}
     for r in results:

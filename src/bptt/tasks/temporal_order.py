@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import SeqData
+from bptt.tasks.data import SeqData
 
 SYMBOLS = "abcdXYEB"
 CLASSES = ("XX", "XY", "YX", "YY")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..optim import clip_global_norm, lr_at, make_optimizer
+from bptt.optim import clip_global_norm, lr_at, make_optimizer
 
 
 @dataclass
@@ -83,7 +83,7 @@ def fit(model, next_batch: Callable, config: TrainConfig, rng: np.random.Generat
 def predict_all(model, data, batch_size: int = 256) -> np.ndarray:
     """Scores for every row of ``data`` (a SeqData), in its order; per-step scores padded with
     zeros to data's T."""
-    from .data import bucket_batches
+    from bptt.tasks.data import bucket_batches
 
     batches = bucket_batches(data.lengths, batch_size, np.random.default_rng(0), shuffle=False)
     out = None

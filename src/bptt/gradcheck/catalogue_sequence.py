@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
-from .gradcheck import CheckResult, check_function, check_loss
+from bptt import functional as F
+from bptt.gradcheck import CheckResult, check_function, check_loss
 
 THRESHOLD = 1e-7
 
 
 def sequence_checks(rng: np.random.Generator) -> list[CheckResult]:
-    from .nn import BidirectionalStack, SequenceConfig, SequenceModel
+    from bptt.nn import BidirectionalStack, SequenceConfig, SequenceModel
 
     N, T, D = 3, 5, 4
     r = rng.standard_normal

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
-from .gradcheck import CheckResult, check_function, check_loss
+from bptt import functional as F
+from bptt.gradcheck import CheckResult, check_function, check_loss
 
 THRESHOLD = 1e-7
 
@@ -70,7 +70,7 @@ def _loss_grads(res: tuple, name: str):
 
 
 def _model_checks(rng: np.random.Generator) -> list[CheckResult]:
-    from .nn import LanguageModel, LMConfig
+    from bptt.nn import LanguageModel, LMConfig
 
     out = []
     for cell in ("rnn", "lstm"):
@@ -96,7 +96,7 @@ def _model_checks(rng: np.random.Generator) -> list[CheckResult]:
 
 def run_all(seed: int = 0) -> list[CheckResult]:
     """Run every check; returns one result per (layer, gradient)."""
-    from .checks_sequence import sequence_checks
+    from bptt.gradcheck.catalogue_sequence import sequence_checks
 
     rng = np.random.default_rng(seed)
     return _layer_checks(rng) + _model_checks(rng) + sequence_checks(rng)

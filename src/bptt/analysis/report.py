@@ -5,9 +5,10 @@
 
 The page holds the loss curves, learning rate and gradient norm with clipping events, samples
 over time, and for a character model an activation heatmap: a passage coloured by one hidden
-unit's activation, a unit selector, the units found by ``bptt.insight.interesting_units`` and, for
-an LSTM, the gate saturation plot. Figures are inline PNGs (``bptt.plots``); the heatmap is drawn
-by an inline script (``assets/report.js``). A Content-Security-Policy forbids every network load.
+unit's activation, a unit selector, the units found by
+``bptt.analysis.insight.interesting_units`` and, for an LSTM, the gate saturation plot. Figures
+are inline PNGs (``bptt.analysis.plots``); the heatmap is drawn by an inline script
+(``assets/report.js``). A Content-Security-Policy forbids every network load.
 
 ``build_run_report(run_dir)`` reads a run directory (``metrics.jsonl``, ``samples.jsonl``, the
 model through ``load_model_for_report``) and writes its report; ``bptt report RUN`` calls it.
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
-from .insight import FEATURES, activation_trace, gate_saturation, interesting_units
+from bptt.analysis import plots
+from bptt.analysis.insight import FEATURES, activation_trace, gate_saturation, interesting_units
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'")
@@ -44,7 +45,7 @@ def script_json(obj) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("bptt").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("bptt.analysis").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _img(png: bytes | None, alt: str) -> str:
@@ -269,10 +270,10 @@ def load_model_for_report(run_dir) -> tuple | None:
     """(model, vocab list[str], validation text) of a run, or None when it cannot be loaded.
 
     Reads the checkpoint (best, else last) and the encoded corpus of a run made by
-    ``bptt train`` (see ``bptt.sample.load_for_report``); a directory without them counts as
+    ``bptt train`` (see ``charlm.sampling.load_for_report``); a directory without them counts as
     having no checkpoint, and its report has no heatmap.
     """
-    from .sample import load_for_report
+    from bptt.charlm.sampling import load_for_report
 
     return load_for_report(run_dir)
 

@@ -8,10 +8,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .data.text import ENCODINGS
-from .nn import LMConfig
-from .nn.layers import CELLS
-from .optim import OPTIMIZERS, SCHEDULES, lr_at
+from bptt.charlm.text import ENCODINGS
+from bptt.nn import LMConfig
+from bptt.nn.layers import CELLS
+from bptt.optim import OPTIMIZERS, SCHEDULES, lr_at
 
 
 @dataclass

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .data.text import CorpusError, Vocab, load_encoded, read_ids
-from .functional import log_softmax
-from .nn import LanguageModel, LMConfig
+from bptt.charlm.checkpoint import CheckpointError, load_checkpoint
+from bptt.charlm.text import CorpusError, Vocab, load_encoded, read_ids
+from bptt.functional import log_softmax
+from bptt.nn import LanguageModel, LMConfig
 
 
 @dataclass

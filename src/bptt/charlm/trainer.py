@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .checkpoint import (
+from bptt import __version__
+from bptt.charlm.checkpoint import (
     CheckpointError,
     atomic_write_bytes,
     atomic_write_text,
@@ -43,26 +43,26 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .console import Console
-from .data.corpora import SHAKESPEARE_HINT, default_corpus
-from .data.text import (
-    CorpusError,
-    StreamBatcher,
-    eval_chunks,
-    load_encoded,
-    prepare_corpus,
-)
-from .functional._validate import NonFiniteError
-from .nn import LanguageModel
-from .optim import global_norm, make_optimizer
-from .sample import generate, model_from_arrays, nll_sum
-from .train_config import (  # noqa: F401  (re-exported: bptt.train is the public entry)
+from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.trainer is the public entry)
     PRESETS,
     RESUME_OVERRIDABLE,
     TrainConfig,
     config_from_preset,
     learning_rate,
 )
+from bptt.charlm.console import Console
+from bptt.charlm.corpora import SHAKESPEARE_HINT, default_corpus
+from bptt.charlm.sampling import generate, model_from_arrays, nll_sum
+from bptt.charlm.text import (
+    CorpusError,
+    StreamBatcher,
+    eval_chunks,
+    load_encoded,
+    prepare_corpus,
+)
+from bptt.functional._validate import NonFiniteError
+from bptt.nn import LanguageModel
+from bptt.optim import global_norm, make_optimizer
 
 LN2 = math.log(2)
 EVAL_STREAMS, EVAL_SEQ = 64, 256        # evaluation batch: up to 64 streams, 256 steps a call
@@ -469,7 +469,7 @@ class Trainer:
         """Redraw loss.png (atomically); without matplotlib, warn once and go on."""
         cfg = self.cfg
         try:
-            from .plots import training_losses
+            from bptt.analysis.plots import training_losses
             png = training_losses(self.records, f"{cfg.corpus_name}: {cfg.layers}-layer "
                                                 f"{cfg.cell.upper()}, hidden {cfg.hidden}")
         except ImportError:
@@ -621,9 +621,9 @@ class Trainer:
         return Result(130 if why == "interrupted" else 0, msg, self.run_dir, c.step, c.best_val)
 
     def _write_report(self) -> None:
-        """Write RUN/report.html (bptt.report); a failure there only warns: the run is saved."""
+        """Write RUN/report.html (analysis.report); a failure there only warns: the run is saved."""
         try:
-            from .report import build_run_report
+            from bptt.analysis.report import build_run_report
             build_run_report(self.run_dir)
         except Exception as e:   # the report is a convenience; never lose a finished run to it
             self.console.warn(f"could not write report.html ({type(e).__name__}: {e}); "

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import functional as F
+from bptt import functional as F
 
 # Text features that interesting_units correlates with every hidden unit, in report order.
 FEATURES = {
