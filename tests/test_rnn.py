@@ -87,7 +87,7 @@ def test_rnn_sequence_equals_loop_of_step_calls(mask_kind):
     h_ref, _, caches = step_loop_forward("rnn", p, mask)
     check("rnn sequence vs step loop: forward", rel_error(h, h_ref), EXACT_TOL)
     grads = seq_backward("rnn", dh, None, cache)
-    grads_ref = step_loop_backward("rnn", dh, None, caches, mask)
+    grads_ref = step_loop_backward(dh, None, caches)
     check("rnn sequence vs step loop: grads", max_rel_error(grads, grads_ref), EXACT_TOL)
 
 

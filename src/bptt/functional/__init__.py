@@ -21,19 +21,6 @@ from bptt.functional.lstm import (
     lstm_step_backward,
     lstm_step_forward,
 )
-from bptt.functional.recurrence import RecurrenceCache
-from bptt.functional.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from bptt.functional.temporal import (
-    embedding_backward,
-    embedding_forward,
-    temporal_affine_backward,
-    temporal_affine_forward,
-    temporal_mean_backward,
-    temporal_mean_forward,
-)
-
-# isort: split
-# Appended for sequence classification: pooling over time and a regression loss.
 from bptt.functional.pooling import (
     first_valid_index,
     last_valid_index,
@@ -46,14 +33,38 @@ from bptt.functional.pooling import (
     temporal_pick_backward,
     temporal_pick_forward,
 )
+from bptt.functional.recurrence import RecurrenceCache
+from bptt.functional.reference import (
+    STEP_CELLS,
+    ReferenceCache,
+    ReferenceGrads,
+    StepCell,
+    reference_backward,
+    reference_forward,
+)
 from bptt.functional.regression import mse_loss
+from bptt.functional.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from bptt.functional.temporal import (
+    embedding_backward,
+    embedding_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_mean_backward,
+    temporal_mean_forward,
+)
 
 __all__ = [
     "RecurrenceCache",
+    "ReferenceCache",
+    "ReferenceGrads",
+    "STEP_CELLS",
+    "StepCell",
     "dsigmoid_from_output",
     "dtanh_from_output",
     "embedding_backward",
     "embedding_forward",
+    "first_valid_index",
+    "last_valid_index",
     "log_softmax",
     "lstm_backward",
     "lstm_backward_with_state",
@@ -61,6 +72,9 @@ __all__ = [
     "lstm_forward_with_state",
     "lstm_step_backward",
     "lstm_step_forward",
+    "mse_loss",
+    "reference_backward",
+    "reference_forward",
     "rnn_backward",
     "rnn_forward",
     "rnn_step_backward",
@@ -70,19 +84,15 @@ __all__ = [
     "softmax_loss",
     "temporal_affine_backward",
     "temporal_affine_forward",
-    "temporal_mean_backward",
-    "temporal_mean_forward",
-    "temporal_softmax_loss",
-    # pooling over time and regression loss (sequence classification)
-    "first_valid_index",
-    "last_valid_index",
-    "mse_loss",
     "temporal_first_backward",
     "temporal_first_forward",
     "temporal_last_backward",
     "temporal_last_forward",
     "temporal_max_backward",
     "temporal_max_forward",
+    "temporal_mean_backward",
+    "temporal_mean_forward",
     "temporal_pick_backward",
     "temporal_pick_forward",
+    "temporal_softmax_loss",
 ]

@@ -1,5 +1,7 @@
 """The one backpropagation-through-time loop, generic over the cell.
 
+Read ``reference.py`` first: the same computation as a plain loop over the step functions.
+
 A cell is "pre-activation, then a pointwise map":
 
     z_t = x_t @ Wx + h_{t-1} @ Wh + b                       (N, G), G = gates * H
