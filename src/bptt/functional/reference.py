@@ -112,6 +112,7 @@ class ReferenceCache(NamedTuple):
     steps: list                         # T step caches, steps[t] from step t's forward
     mask: np.ndarray | None             # (N, T) bool or None
     shape: tuple[int, int, int, int]    # (N, T, D, H)
+    dtype: np.dtype                     # of x and every array of the forward
 
 
 class ReferenceGrads(NamedTuple):
@@ -174,8 +175,10 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
     hs = np.empty((N, T, H), dtype=x.dtype)
     steps = []
     for t in range(T):
+        # z_t = x_t Wx + h_{t-1} Wh + b;  RNN: h_t = tanh(z_t);  LSTM: c_t = f * c_{t-1} + i * g,
+        # h_t = o * tanh(c_t)  (seed 003 3.1; seed 001 eq. 1-10)
         new, cache = sc.forward(np.ascontiguousarray(x[:, t]), state, Wx, Wh, b)
-        if mask is not None:                                    # padded step: state held
+        if mask is not None:                                    # padded: h_t = h_{t-1} (c too)
             keep = mask[:, t, None]                             # (N, 1)
             new = tuple(np.where(keep, s_new, s) for s_new, s in zip(new, state))
         if probe is not None:
@@ -184,7 +187,7 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
         hs[:, t] = state[0]
         steps.append(cache)
     c_last = state[1] if len(state) > 1 else None
-    return hs, c_last, ReferenceCache(sc, steps, mask, (N, T, D, H))
+    return hs, c_last, ReferenceCache(sc, steps, mask, (N, T, D, H), x.dtype)
 
 
 def reference_backward(dh: np.ndarray, cache: ReferenceCache,
@@ -198,7 +201,7 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
     v.cache_of(fn, cache, ReferenceCache, "reference_forward")
     sc, mask = cache.cell, cache.mask
     N, T, D, H = cache.shape
-    dtype = cache.steps[0].x.dtype
+    dtype = cache.dtype
     v.float_array(fn, "dh", dh, (N, T, H), dtype)
     has_c = len(sc.state) > 1
     if dc_last is not None:
@@ -223,6 +226,8 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
             dc_steps[:, t] = dc_next
         keep = None if mask is None else mask[:, t, None]       # (N, 1)
         step_in = dstate if keep is None else tuple(d * keep for d in dstate)
+        # RNN: dz = dL/dh_t * (1 - h_t**2); dx_t = dz Wx^T; dL/dh_{t-1} = dz Wh^T (seed 004's
+        # dhraw, dhnext). LSTM: seed 001 2.1.4-2.1.10, dL/dc_{t-1} = dL/dc_t(total) * f.
         dx[:, t], dprev, dWx_t, dWh_t, db_t = sc.backward(step_in, cache.steps[t])
         if keep is not None:                                    # held: pass straight through
             dprev = tuple(np.where(keep, dp, d) for dp, d in zip(dprev, dstate))
