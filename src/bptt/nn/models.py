@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bptt import functional as F
+from bptt.functional._validate import in_range, int_array
 from bptt.nn.layers import (
     Embedding,
     RecurrentStack,
@@ -34,6 +35,12 @@ class LMConfig:
         return asdict(self)
 
 
+def check_ids(fn: str, name: str, x: np.ndarray, V: int) -> None:
+    """x must be an integer array (N, T) with every id in [0, V)."""
+    int_array(fn, name, x, ("N", "T"))
+    in_range(fn, name, x, V)
+
+
 class LanguageModel:
     """Next-token model: (embedding | one-hot) -> recurrent stack -> temporal affine -> softmax.
 
@@ -55,9 +62,11 @@ class LanguageModel:
 
     def _inputs(self, x: np.ndarray):
         """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
+        V = self.config.vocab_size
+        check_ids("LanguageModel", "x", x, V)                  # every id, before any use
         if self.embed is not None:
             return self.embed.forward(x)
-        return one_hot(x, self.config.vocab_size, self.config.dtype), None
+        return one_hot(x, V, self.config.dtype), None
 
     def logits(self, x: np.ndarray, state: list | None = None):
         """Token ids (N, T) -> (scores (N, T, V), final state), inference mode."""
