@@ -1,5 +1,6 @@
 """Pointwise math of each recurrent cell, in the engine's internal layout, and the typed
-``Cell`` protocol that the one loop (``recurrence.py``) runs.
+``Cell`` protocol that the one loop (``recurrence.py``) runs. The RNN and LSTM cells are here;
+the GRU's sits beside its step functions in ``gru.py``.
 
 Shapes here are feature-major (see ``recurrence.py``): a step's arrays are (H, N), one column per
 sample. Each cell's G = gates * H public columns of Wx, Wh, b are permuted into an internal block
@@ -42,6 +43,10 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import numpy as np
 
 FACTOR_BLOCK_BYTES = 1 << 20     # the LSTM backward's factors are made over blocks this large
+
+GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
+"""The one gate-count table: a cell has G = GATES[name] * H columns of Wx, Wh and b. The cells
+here and in ``gru.py`` read their ``gates`` from it, as do ``nn`` and ``interop``."""
 
 S = TypeVar("S")                 # a cell's forward state (and, after the backward, its factors)
 K = TypeVar("K")                 # its recurrence-free backward factors
@@ -116,7 +121,7 @@ class RNNCell:
     """
 
     name: str = "rnn"
-    gates: int = 1
+    gates: int = GATES["rnn"]
     x_layout: GateLayout = GateLayout((0,), ())
     h_layout: GateLayout = x_layout
     grad_blocks: int = 1
@@ -236,7 +241,7 @@ class LSTMCell:
     """
 
     name: str = "lstm"
-    gates: int = 4
+    gates: int = GATES["lstm"]
     x_layout: GateLayout = GateLayout((3, 0, 1, 2), (0, 1, 3))   # internal o, i, f, g
     h_layout: GateLayout = x_layout
     grad_blocks: int = 4
@@ -367,7 +372,3 @@ class LSTMCell:
 
 RNN = RNNCell()
 LSTM = LSTMCell()
-
-CELLS: dict[str, AnyCell] = {"rnn": RNN, "lstm": LSTM}
-GATES: dict[str, int] = {name: cell.gates for name, cell in CELLS.items()}
-"""The one gate-count table: G = GATES[cell] * H columns of Wx, Wh and b."""
