@@ -1,7 +1,9 @@
-"""The report's figures, drawn with matplotlib (the ``train`` extra) and returned as PNG bytes.
+"""Every figure bptt draws (the run report's, the task suite's), with matplotlib (the ``train``
+extra), returned as PNG bytes.
 
 Each function takes plain data and returns the bytes of one PNG, or None when there is nothing
-to draw. Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
+to draw; callers write the bytes where they want them. Figures are built on
+``matplotlib.figure.Figure`` directly and drawn on an Agg canvas (no pyplot, no global state).
 """
 
 from __future__ import annotations

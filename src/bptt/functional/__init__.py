@@ -3,6 +3,9 @@
 Batch-first shapes: N batch, T time, D input, H hidden, V vocabulary or classes. float32 and
 float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inputs multiply from
 the left (``x @ Wx``).
+
+The recurrent layers run on the fast loop (``recurrence.py``); ``reference.py`` computes the
+same thing as a plain loop over the step functions, to read and to test against.
 """
 
 from bptt.functional.activations import (
