@@ -187,3 +187,19 @@ def test_trace_records_r_and_z_and_saturation_covers_them():
     z = trace["layers"][1]["z"]
     np.testing.assert_array_equal(sat[1]["z"]["left"], (z < 0.3).mean(axis=0))
     np.testing.assert_array_equal(sat[1]["z"]["right"], (z > 0.7).mean(axis=0))
+
+
+def test_gradient_flow_of_a_two_layer_gru_model_runs_the_reference_loop():
+    from bptt.analysis.gradflow import model_gradient_flow
+
+    rng = np.random.default_rng(760)
+    cfg = SequenceConfig(2, 1, hidden=4, layers=2, cell="gru", pooling="last", loss="mse",
+                         dtype="float64")
+    model = perturbed(SequenceModel(cfg, rng), rng)
+    x, y = rng.standard_normal((3, 6, 2)), rng.standard_normal((3, 1))
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4], dtype=bool)
+    flow = model_gradient_flow(model, x, y, mask)
+    assert flow.norms.shape == (3, 6) and np.isnan(flow.norms[2, 2:]).all()
+    assert set(flow.saturation) == {"r", "z", "n"}
+    _, grads = model.loss(x, y, mask)
+    assert rel_error(flow.dWh, 3 * grads["rnn.l1.Wh"]) < 1e-12    # dh * N: per-sequence losses

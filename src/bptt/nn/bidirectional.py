@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptt.nn.layers import (
-    check_cell,
+    check_stack,
     dropout_backward,
     dropout_forward,
     init_layer,
@@ -75,11 +75,7 @@ class BidirectionalStack:
     def __init__(self, D: int, H: int, cell: str = "lstm", num_layers: int = 1,
                  dropout: float = 0.0, rng: np.random.Generator | None = None,
                  dtype=np.float64, forget_bias: float = 1.0):
-        self.cell = check_cell(cell)
-        if num_layers < 1:
-            raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+        self.cell = check_stack(cell, num_layers, dropout)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.D, self.H, self.num_layers, self.dropout = D, H, num_layers, dropout
         self.dtype = np.dtype(dtype)

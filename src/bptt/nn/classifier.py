@@ -27,7 +27,14 @@ import numpy as np
 
 from bptt import functional as F
 from bptt.nn.bidirectional import BidirectionalStack
-from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
+from bptt.nn.layers import (
+    Embedding,
+    RecurrentStack,
+    TemporalAffine,
+    check_cell,
+    collect_params,
+    one_hot,
+)
 
 POOLINGS = ("last", "mean", "max", "none")
 LOSSES = ("softmax", "mse")
@@ -109,10 +116,7 @@ class SequenceModel:
             return x, None
         if self.embed is not None:
             return self.embed.forward(x)
-        F.embedding_forward(x[:1, :1], np.zeros((c.input_size, 1)))   # validates ids
-        onehot = np.zeros((*x.shape, c.input_size), dtype=c.dtype)     # (N, T, V)
-        np.put_along_axis(onehot, x[..., None], 1.0, axis=2)
-        return onehot, None
+        return one_hot(x, c.input_size, c.dtype), None
 
     def _recurrent(self, inp, mask, train, rng):
         if self.config.bidirectional:

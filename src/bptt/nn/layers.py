@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptt import functional as F
+from bptt.functional import _validate as v
 from bptt.functional.cells import GATES
 from bptt.nn.init import recurrent_weights, xavier_uniform
 
@@ -32,6 +33,25 @@ def check_cell(cell: str) -> str:
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; use one of {sorted(CELLS)}")
     return cell
+
+
+def check_stack(cell: str, num_layers: int, dropout: float) -> str:
+    """The checks every recurrent stack's constructor makes; returns the cell name."""
+    check_cell(cell)
+    if num_layers < 1:
+        raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+    return cell
+
+
+def one_hot(ids: np.ndarray, V: int, dtype=np.float64) -> np.ndarray:
+    """Token ids (N, T) in [0, V) -> (N, T, V) with out[n, t, ids[n, t]] = 1, zeros elsewhere."""
+    v.int_array("one_hot", "ids", ids, ("N", "T"))
+    v.in_range("one_hot", "ids", ids, V)
+    out = np.zeros((*ids.shape, V), dtype=dtype)                # (N, T, V)
+    np.put_along_axis(out, ids[..., None], 1.0, axis=2)
+    return out
 
 
 def layer_param_names(cell: str) -> tuple[str, ...]:
@@ -143,11 +163,7 @@ class RecurrentStack:
                  dropout: float = 0.0, learn_h0: bool = False,
                  rng: np.random.Generator | None = None, dtype=np.float64,
                  forget_bias: float = 1.0):
-        self.cell = check_cell(cell)
-        if num_layers < 1:
-            raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+        self.cell = check_stack(cell, num_layers, dropout)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.D, self.H, self.num_layers, self.dropout = D, H, num_layers, dropout
         self.learn_h0, self.dtype = learn_h0, np.dtype(dtype)
