@@ -45,7 +45,8 @@ def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0,
 
 def problem(rng: np.random.Generator, cell: str, N: int, T: int, D: int, H: int,
             dtype: type = np.float64) -> dict[str, np.ndarray]:
-    """Random inputs and parameters of a sequence layer: x, h0, c0 (LSTM only), Wx, Wh, b."""
+    """Random inputs and parameters of a sequence layer: x, h0, c0 (LSTM only), Wx, Wh, b, and
+    b_hn (GRU only)."""
     G = GATES[cell] * H
     p = {
         "x": randn(rng, N, T, D, dtype=dtype),
@@ -56,6 +57,8 @@ def problem(rng: np.random.Generator, cell: str, N: int, T: int, D: int, H: int,
     }
     if "c" in STEP_CELLS[cell].state:
         p["c0"] = randn(rng, N, H, scale=0.8, dtype=dtype)
+    if "b_hn" in STEP_CELLS[cell].extra:
+        p["b_hn"] = randn(rng, H, scale=0.5, dtype=dtype)
     return p
 
 
@@ -84,7 +87,8 @@ def seq_backward(cell: str, dh: np.ndarray, dc_last: np.ndarray | None,
 
 def step_loop_forward(cell: str, p: dict[str, np.ndarray], mask: np.ndarray | None = None):
     """The reference loop's forward (``bptt.functional.reference``): (h, c_last, cache)."""
-    return reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask, p.get("c0"))
+    return reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask, p.get("c0"),
+                             b_hn=p.get("b_hn"))
 
 
 def step_loop_backward(dh: np.ndarray, dc_last: np.ndarray | None,
@@ -94,6 +98,8 @@ def step_loop_backward(dh: np.ndarray, dc_last: np.ndarray | None,
     grads = {"x": g.dx, "h0": g.dh0, "Wx": g.dWx, "Wh": g.dWh, "b": g.db}
     if g.dc0 is not None:
         grads["c0"] = g.dc0
+    if g.db_hn is not None:
+        grads["b_hn"] = g.db_hn
     return grads
 
 

@@ -9,7 +9,7 @@ from bptt.gradcheck import numerical_gradient, rel_error
 from helpers import check, lengths_mask, problem, randn
 
 CELLS = sorted(F.STEP_CELLS)
-ENGINE = {"rnn", "lstm"}                     # cells whose engine entry points are compared below
+ENGINE = {"rnn", "lstm", "gru"}              # cells whose engine entry points are compared below
 
 
 def _mask(N, T, rng):
@@ -28,6 +28,10 @@ def _engine(cell, p, mask, dh, dc_last):
         h, cache = F.rnn_forward(p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask)
         dx, dh0, dWx, dWh, db = F.rnn_backward(dh, cache)
         return h, None, {"x": dx, "h0": dh0, "Wx": dWx, "Wh": dWh, "b": db}
+    if cell == "gru":
+        h, cache = F.gru_forward(p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], p["b_hn"], mask)
+        dx, dh0, dWx, dWh, db, db_hn = F.gru_backward(dh, cache)
+        return h, None, {"x": dx, "h0": dh0, "Wx": dWx, "Wh": dWh, "b": db, "b_hn": db_hn}
     h, c, cache = F.lstm_forward_with_state(p["x"], p["h0"], p["c0"], p["Wx"], p["Wh"], p["b"],
                                             mask)
     dx, dh0, dc0, dWx, dWh, db = F.lstm_backward_with_state(dh, dc_last, cache)
@@ -36,11 +40,13 @@ def _engine(cell, p, mask, dh, dc_last):
 
 def _reference(cell, p, mask, dh, dc_last):
     h, c, cache = F.reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask,
-                                      p.get("c0"))
+                                      p.get("c0"), b_hn=p.get("b_hn"))
     g = F.reference_backward(dh, cache, dc_last)
     grads = {"x": g.dx, "h0": g.dh0, "Wx": g.dWx, "Wh": g.dWh, "b": g.db}
     if g.dc0 is not None:
         grads["c0"] = g.dc0
+    if g.db_hn is not None:
+        grads["b_hn"] = g.db_hn
     return h, c, grads, g
 
 
@@ -80,7 +86,7 @@ def test_reference_gradients_are_central_differences(cell, masked):
 
     def outputs():
         h, c, _ = F.reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask,
-                                      p.get("c0"))
+                                      p.get("c0"), b_hn=p.get("b_hn"))
         return (h, c) if has_c else (h,)
 
     for name in g:
@@ -101,7 +107,7 @@ def test_recorded_dh_t_is_the_gradient_of_each_h_t(cell):
     _, _, _, g = _reference(cell, p, mask, dh, None)
     num = numerical_gradient(
         lambda: F.reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask,
-                                    p.get("c0"), probe=probe)[0], probe, dh)
+                                    p.get("c0"), b_hn=p.get("b_hn"), probe=probe)[0], probe, dh)
     check("reference vs numerical", rel_error(g.dh_steps, num), 1e-8, f"{cell} dh_t")
     if cell == "lstm":
         np.testing.assert_array_equal(g.dc_steps[:, -1], 0.0)     # no dc_last: zero at T
@@ -155,3 +161,10 @@ def test_bad_arguments_get_one_line_errors():
         F.reference_backward(np.zeros((2, 3, 3)), cache, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="pass the cache that reference_forward returned"):
         F.reference_backward(np.zeros((2, 3, 3)), {"not": "a cache"})
+    with pytest.raises(ValueError, match="reference_forward: a 'rnn' cell has no b_hn; drop it"):
+        F.reference_forward("rnn", *args, b_hn=p["b"])
+    g = problem(rng, "gru", 2, 3, 2, 3)
+    with pytest.raises(ValueError, match=r"reference_forward: a 'gru' cell needs b_hn \(H,\)"):
+        F.reference_forward("gru", g["x"], g["h0"], g["Wx"], g["Wh"], g["b"])
+    with pytest.raises(ValueError, match=r"reference_forward: b_hn has shape \(9,\)"):
+        F.reference_forward("gru", g["x"], g["h0"], g["Wx"], g["Wh"], g["b"], b_hn=g["b"])

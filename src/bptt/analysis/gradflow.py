@@ -51,10 +51,10 @@ class GradFlow:
 
 def gradient_flow(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
                   b: np.ndarray, dh_up: np.ndarray, mask: np.ndarray | None = None,
-                  c0: np.ndarray | None = None) -> GradFlow:
+                  c0: np.ndarray | None = None, b_hn: np.ndarray | None = None) -> GradFlow:
     """Backpropagate ``dh_up`` (N, T, H), the gradient from above at every step, recording the
-    total dL/dh_t (and dL/dc_t) at every step. See the module docstring."""
-    _, _, cache = F.reference_forward(cell, x, h0, Wx, Wh, b, mask, c0)
+    total dL/dh_t (and dL/dc_t) at every step (b_hn: a GRU's). See the module docstring."""
+    _, _, cache = F.reference_forward(cell, x, h0, Wx, Wh, b, mask, c0, b_hn=b_hn)
     g = F.reference_backward(dh_up, cache)
     norms = np.linalg.norm(g.dh_steps, axis=2)                  # (N, T)
     if mask is not None:
@@ -66,10 +66,10 @@ def gradient_flow(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: 
 def saturation_stats(cell: str, caches: list, mask: np.ndarray | None = None) -> dict:
     """Per-gate statistics over all valid steps and units.
 
-    Sigmoid gates (LSTM i, f, o): mean, and the fractions below 0.1 ("closed") and above 0.9
-    ("open"). Tanh values (RNN h; LSTM candidate g and tanh(c)): mean |v| and the fraction with
-    |v| > 0.9, where the derivative 1 - v^2 is below 0.19. ``caches`` are the reference loop's
-    step caches; a cell not named here reports no statistics (an empty dict).
+    Sigmoid gates (LSTM i, f, o; GRU r, z): mean, and the fractions below 0.1 ("closed") and
+    above 0.9 ("open"). Tanh values (RNN h; LSTM g and tanh(c); GRU n): mean |v| and the
+    fraction with |v| > 0.9, where the derivative 1 - v^2 is below 0.19. ``caches`` are the
+    reference loop's step caches; a cell not named here reports no statistics (an empty dict).
     """
     if cell == "rnn":
         vals = {"h": np.stack([c.next_h for c in caches], axis=1)}           # (N, T, H)
@@ -78,13 +78,15 @@ def saturation_stats(cell: str, caches: list, mask: np.ndarray | None = None) ->
         i, f, g, o = np.split(gates, 4, axis=2)
         vals = {"i": i, "f": f, "g": g, "o": o,
                 "tanh_c": np.stack([c.tanh_c for c in caches], axis=1)}
+    elif cell == "gru":
+        vals = {k: np.stack([getattr(c, k) for c in caches], axis=1) for k in ("r", "z", "n")}
     else:
         return {}
     sel = (slice(None),) if mask is None else (mask,)
     out = {}
     for name, v in vals.items():
         v = v[sel].reshape(-1)
-        if name in ("i", "f", "o"):
+        if name in ("i", "f", "o", "r", "z"):
             out[name] = {"mean": float(v.mean()), "closed (<0.1)": float(np.mean(v < 0.1)),
                          "open (>0.9)": float(np.mean(v > 0.9))}
         else:
@@ -113,7 +115,7 @@ def model_gradient_flow(model, x: np.ndarray, y: np.ndarray,
     for j in range(k):                                          # outputs of the layers below
         h0, c0 = state[j]
         below, _, _ = F.reference_forward(cfg.cell, below, h0, p[f"l{j}.Wx"], p[f"l{j}.Wh"],
-                                          p[f"l{j}.b"], mask, c0)
+                                          p[f"l{j}.b"], mask, c0, b_hn=p.get(f"l{j}.b_hn"))
     scores, cache = model.forward(x, mask)
     _, dscores = model.loss_from_scores(scores, y, mask)
     _, _, pcache, acache = cache
@@ -124,4 +126,4 @@ def model_gradient_flow(model, x: np.ndarray, y: np.ndarray,
         dh = model._pool_backward(dpooled[:, 0], pcache)
     h0, c0 = state[k]
     return gradient_flow(cfg.cell, below, h0, p[f"l{k}.Wx"], p[f"l{k}.Wh"], p[f"l{k}.b"],
-                         dh * N, mask, c0)
+                         dh * N, mask, c0, p.get(f"l{k}.b_hn"))

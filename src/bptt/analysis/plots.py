@@ -1,7 +1,9 @@
-"""The report's figures, drawn with matplotlib (the ``train`` extra) and returned as PNG bytes.
+"""Every figure bptt draws (the run report's, the task suite's), with matplotlib (the ``train``
+extra), returned as PNG bytes.
 
 Each function takes plain data and returns the bytes of one PNG, or None when there is nothing
-to draw. Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
+to draw; callers write the bytes where they want them. Figures are built on
+``matplotlib.figure.Figure`` directly and drawn on an Agg canvas (no pyplot, no global state).
 """
 
 from __future__ import annotations
@@ -147,9 +149,11 @@ def gate_saturation(saturation: list[dict]) -> bytes | None:
     one panel per gate, coloured by layer."""
     if not saturation:
         return None
-    titles = {"i": "input gate i", "f": "forget gate f", "o": "output gate o"}
-    fig, axes = _figure(3.6, 3)
-    for ax, g in zip(axes, titles):
+    titles = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
+              "r": "reset gate r", "z": "update gate z"}
+    gates = [g for g in titles if g in saturation[0]]
+    fig, axes = _figure(3.6, len(gates))
+    for ax, g in zip(axes, gates):
         ax.plot([0, 1], [1, 0], color="#a0aec0", linewidth=0.8, linestyle="--")
         for k, layer in enumerate(saturation):
             ax.scatter(layer[g]["left"], layer[g]["right"], s=9, alpha=0.7,

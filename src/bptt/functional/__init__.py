@@ -5,6 +5,9 @@ float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inp
 the left (``x @ Wx``).
 GRU gates along 3H in the order r, z, n (PyTorch's), with the candidate's recurrent bias b_hn (H,)
 kept apart from b (3H,) (see ``gru.py``).
+
+The recurrent layers run on the fast loop (``recurrence.py``); ``reference.py`` computes the
+same thing as a plain loop over the step functions, to read and to test against.
 """
 
 from bptt.functional.activations import (
@@ -74,13 +77,13 @@ __all__ = [
     "embedding_backward",
     "embedding_forward",
     "first_valid_index",
-    "last_valid_index",
     "gru_backward",
     "gru_backward_with_state",
     "gru_forward",
     "gru_forward_with_state",
     "gru_step_backward",
     "gru_step_forward",
+    "last_valid_index",
     "log_softmax",
     "lstm_backward",
     "lstm_backward_with_state",

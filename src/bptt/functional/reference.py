@@ -18,6 +18,14 @@ c̃ = g, output gate Γo = o, and its a = h):
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
+and for a GRU (PyTorch's form, see ``gru.py``; its extra parameter b_hn (H,) is passed by
+keyword and its gradient comes back as ``db_hn``):
+
+    [zx_r, zx_z, zx_n] = x_t Wx + b     [zh_r, zh_z, zh_n] = h_{t-1} Wh    Wx (D, 3H), Wh (H, 3H)
+    r, z = sigmoid(zx_r + zh_r), sigmoid(zx_z + zh_z)
+    n = tanh(zx_n + r * (zh_n + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1}
+
 Backward through time (seed 003, section 3.2; seed 004's ``dh = Why^T dy + dhnext``). h_t feeds
 two things: the layer above at step t (its gradient ``dh[:, t]``, given) and step t+1. So the
 total gradient arriving at h_t is
@@ -37,7 +45,8 @@ straight through to step t-1, and the step itself receives zero, so it adds noth
 gradient. A padded batch therefore reproduces each sequence run alone.
 
 A cell plugs in by one entry in ``STEP_CELLS``: its step forward and backward, adapted to a
-state tuple (``("h",)`` or ``("h", "c")``). Nothing else in the loop knows which cell it runs.
+state tuple (``("h",)`` or ``("h", "c")``) and, for the GRU, its extra parameter b_hn. Nothing
+else in the loop knows which cell it runs.
 
 Use: ``reference_forward`` / ``reference_backward`` (the sequence API, with dL/dh_t and dL/dc_t
 recorded at every step, which ``bptt.analysis.gradflow`` plots); the tests check the engine
@@ -52,6 +61,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bptt.functional import _validate as v
+from bptt.functional.gru import gru_step_backward, gru_step_forward
 from bptt.functional.lstm import lstm_step_backward, lstm_step_forward
 from bptt.functional.rnn import rnn_step_backward, rnn_step_forward
 
@@ -61,18 +71,20 @@ State = tuple[np.ndarray, ...]          # the carried state: (h,) or (h, c), eac
 class StepCell(NamedTuple):
     """One cell's step functions, adapted to a state tuple so that the loop is cell-agnostic.
 
-    forward(x_t (N, D), state, Wx, Wh, b) -> (next state, step cache)
-    backward(dstate, step cache) -> (dx_t (N, D), dprev_state, dWx_t, dWh_t, db_t)
+    forward(x_t (N, D), state, Wx, Wh, b, *extra) -> (next state, step cache)
+    backward(dstate, step cache) -> (dx_t (N, D), dprev_state, dWx_t, dWh_t, db_t, *dextra_t)
 
     ``dstate`` holds dL/d(each state component of step t's output); ``dprev_state`` the same for
-    step t's input state (the previous step's output).
+    step t's input state (the previous step's output). ``extra`` names the cell's parameters
+    beyond Wx, Wh, b (the GRU's ("b_hn",)), in that order.
     """
 
     name: str
     gates: int                          # G = gates * H columns of Wx, Wh and b
     state: tuple[str, ...]              # names of the carried state: ("h",) or ("h", "c")
     forward: Callable[..., tuple[State, Any]]
-    backward: Callable[..., tuple[np.ndarray, State, np.ndarray, np.ndarray, np.ndarray]]
+    backward: Callable[..., tuple[Any, ...]]
+    extra: tuple[str, ...] = ()         # more parameters: ("b_hn",) for the GRU
 
 
 def _rnn_forward(x, state, Wx, Wh, b):
@@ -99,9 +111,22 @@ def _lstm_backward(dstate, cache):
     return dx, (dprev_h, dprev_c), dWx, dWh, db
 
 
+def _gru_forward(x, state, Wx, Wh, b, b_hn):
+    (h,) = state
+    next_h, cache = gru_step_forward(x, h, Wx, Wh, b, b_hn)
+    return (next_h,), cache
+
+
+def _gru_backward(dstate, cache):
+    (dh,) = dstate
+    dx, dprev_h, dWx, dWh, db, db_hn = gru_step_backward(dh, cache)
+    return dx, (dprev_h,), dWx, dWh, db, db_hn
+
+
 STEP_CELLS: dict[str, StepCell] = {
     "rnn": StepCell("rnn", 1, ("h",), _rnn_forward, _rnn_backward),
     "lstm": StepCell("lstm", 4, ("h", "c"), _lstm_forward, _lstm_backward),
+    "gru": StepCell("gru", 3, ("h",), _gru_forward, _gru_backward, ("b_hn",)),
 }
 
 
@@ -126,6 +151,7 @@ class ReferenceGrads(NamedTuple):
     db: np.ndarray                      # (G,)
     dh_steps: np.ndarray                # (N, T, H) total dL/dh_t (upstream + via step t+1)
     dc_steps: np.ndarray | None         # (N, T, H) dL/dc_t arriving from step t+1, LSTM only
+    db_hn: np.ndarray | None = None     # (H,) for a GRU, else None
 
 
 def step_cell(name: str, fn: str = "reference") -> StepCell:
@@ -154,13 +180,15 @@ def _check_args(fn, sc, x, h0, Wx, Wh, b, mask, c0, probe) -> tuple[int, int, in
 
 def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
                       b: np.ndarray, mask: np.ndarray | None = None,
-                      c0: np.ndarray | None = None, *, probe: np.ndarray | None = None,
+                      c0: np.ndarray | None = None, *, b_hn: np.ndarray | None = None,
+                      probe: np.ndarray | None = None,
                       ) -> tuple[np.ndarray, np.ndarray | None, ReferenceCache]:
     """Run ``cell`` ("rnn", "lstm", ...) over a sequence, one step function call per step.
 
     x (N, T, D), h0 (N, H), Wx (D, G), Wh (H, G), b (G,), mask (N, T) bool or None, c0 (N, H)
-    (cells with a cell state only; default zeros). Returns (h (N, T, H), c_last (N, H) or None,
-    cache), the same as the engine's ``*_forward_with_state``.
+    (cells with a cell state only; default zeros), b_hn (H,) (the GRU's, required there).
+    Returns (h (N, T, H), c_last (N, H) or None, cache), the same as the engine's
+    ``*_forward_with_state``.
 
     ``probe`` (N, T, H), for tests: added to h_t after step t (so it feeds the layer above and
     step t+1), which makes dL/dprobe_t = dL/dh_t, checkable by central differences.
@@ -170,14 +198,20 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
     if c0 is not None and "c" not in sc.state:
         raise ValueError(f"{fn}: c0 was given but a {cell!r} cell has no cell state; drop c0")
     N, T, D, H = _check_args(fn, sc, x, h0, Wx, Wh, b, mask, c0, probe)
+    if ("b_hn" in sc.extra) != (b_hn is not None):
+        raise ValueError(f"{fn}: a {cell!r} cell " + ("needs b_hn (H,)" if b_hn is None else
+                                                      "has no b_hn; drop it"))
+    extra = ()
+    if b_hn is not None:
+        extra = (v.float_array(fn, "b_hn", b_hn, (H,), x.dtype),)
 
     state: State = (h0,) if len(sc.state) == 1 else (h0, np.zeros_like(h0) if c0 is None else c0)
     hs = np.empty((N, T, H), dtype=x.dtype)
     steps = []
     for t in range(T):
         # z_t = x_t Wx + h_{t-1} Wh + b;  RNN: h_t = tanh(z_t);  LSTM: c_t = f * c_{t-1} + i * g,
-        # h_t = o * tanh(c_t)  (seed 003 3.1; seed 001 eq. 1-10)
-        new, cache = sc.forward(np.ascontiguousarray(x[:, t]), state, Wx, Wh, b)
+        # h_t = o * tanh(c_t)  (seed 003 3.1; seed 001 eq. 1-10);  GRU: h_t = (1 - z) n + z h_{t-1}
+        new, cache = sc.forward(np.ascontiguousarray(x[:, t]), state, Wx, Wh, b, *extra)
         if mask is not None:                                    # padded: h_t = h_{t-1} (c too)
             keep = mask[:, t, None]                             # (N, 1)
             new = tuple(np.where(keep, s_new, s) for s_new, s in zip(new, state))
@@ -211,7 +245,7 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
         v.float_array(fn, "dc_last", dc_last, (N, H), dtype)
 
     dx = np.empty((N, T, D), dtype=dtype)
-    dWx = dWh = db = None
+    dWx = dWh = db = db_hn = None
     dh_steps = np.empty((N, T, H), dtype=dtype)
     dc_steps = np.empty((N, T, H), dtype=dtype) if has_c else None
     dh_next = np.zeros((N, H), dtype=dtype)                     # dL/dh_t via step t+1
@@ -228,7 +262,10 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
         step_in = dstate if keep is None else tuple(d * keep for d in dstate)
         # RNN: dz = dL/dh_t * (1 - h_t**2); dx_t = dz Wx^T; dL/dh_{t-1} = dz Wh^T (seed 004's
         # dhraw, dhnext). LSTM: seed 001 2.1.4-2.1.10, dL/dc_{t-1} = dL/dc_t(total) * f.
-        dx[:, t], dprev, dWx_t, dWh_t, db_t = sc.backward(step_in, cache.steps[t])
+        # GRU: dL/dh_{t-1} = dL/dh_t * z + dzh Wh^T, dzh's n block scaled by r (gru.py).
+        dx[:, t], dprev, dWx_t, dWh_t, db_t, *dextra = sc.backward(step_in, cache.steps[t])
+        if dextra:                                              # the GRU's db_hn: summed too
+            db_hn = dextra[0] if db_hn is None else db_hn + dextra[0]
         if keep is not None:                                    # held: pass straight through
             dprev = tuple(np.where(keep, dp, d) for dp, d in zip(dprev, dstate))
         dh_next = dprev[0]                                      # dL/dh_{t-1} via step t
@@ -237,4 +274,4 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
             dWx, dWh, db = dWx_t, dWh_t, db_t                   # shared weights: sum over t
         else:
             dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
-    return ReferenceGrads(dx, dh_next, dc_next, dWx, dWh, db, dh_steps, dc_steps)
+    return ReferenceGrads(dx, dh_next, dc_next, dWx, dWh, db, dh_steps, dc_steps, db_hn)
