@@ -145,14 +145,20 @@ def run(args: argparse.Namespace) -> int:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
     console = Console(quiet=args.quiet)
-    if args.resume:
-        if args.paths or args.out or args.preset:
+    if args.stop_at is not None and args.stop_at < 1:
+        raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
+    if args.resume is not None:
+        if args.paths or args.out is not None or args.preset or args.overwrite:
             raise UserError("--resume RUN continues a run with its own corpus, directory and "
-                            "options; leave out PATH, --out and --preset")
+                            "options; leave out PATH, --out, --preset and --overwrite")
+        if not args.resume.strip():
+            raise UserError("--resume is empty; give the run directory to continue")
         trainer = Trainer.resume(args.resume, console, given)
+        if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+            trainer.rundir.close()
+            raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                            f"{trainer.counters.step}; give a later step")
     else:
-        if args.stop_at is not None and args.stop_at < 1:
-            raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
         trainer = Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
     result = trainer.run(stop_at=args.stop_at)
