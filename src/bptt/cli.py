@@ -48,12 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from bptt import distributed as dist
+
     try:
+        if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
+            dist.world()
         return int(args.func(args) or 0)
-    except (UserError, ValueError, OSError) as e:
-        print(f"bptt {args.command}: error: {e}", file=sys.stderr)
+    except dist.WorldError as e:      # found alike by every process: one line, from process 0
+        if dist.is_root_process():
+            print(f"bptt {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (UserError, ValueError, OSError) as e:
+        return dist.fail(f"bptt {args.command}: error: {e}")
     except KeyboardInterrupt:
         print(f"bptt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:            # a bug: the traceback alone, except in a multi-process job,
+        if dist.current_size() > 1:   # where the others would wait for this process forever
+            import traceback
+
+            traceback.print_exc()
+            return dist.fail(f"bptt {args.command}: error: {type(e).__name__}: {e}", 1)
+        raise
 
