@@ -320,3 +320,63 @@ def test_task_under_mpiexec_says_why_not_once(tmp_path):
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "mpiexec -n 2 bptt suite --only adding" in lines[0], err
+
+
+USER_LOOP = """
+    import sys
+    import numpy as np
+    from bptt import distributed as dist
+    from bptt.charlm.text import StreamBatcher
+    from bptt.distributed.charlm import (StepAllreduce, StreamShard, evaluate_split,
+                                         gather_carried, stream_rows)
+    from bptt.nn import LanguageModel, LMConfig
+    from bptt.optim import clip_global_norm, make_optimizer
+
+    dtype, out = sys.argv[1], sys.argv[2]
+    w = dist.world()
+    ids = np.random.default_rng(0).integers(0, 20, 5000).astype(np.uint8)
+    N, T = 8, 16
+    shard = StreamShard(StreamBatcher(ids, N, T), *stream_rows(N, w))
+    cfg = LMConfig(vocab_size=20, hidden=16, layers=2, cell="lstm", embed=8, dtype=dtype)
+    model = LanguageModel(cfg, np.random.default_rng(w.rank))      # different on every rank
+    dist.broadcast(model.params)                                   # ... until rank 0's win
+    opt = make_optimizer("adam", 1e-2)
+    state = opt.init(model.params)
+    dist.broadcast({f"{k}/{s}": a for k, slots in state["slots"].items()
+                    for s, a in slots.items()})                    # views: in place
+    reduce = StepAllreduce(w, model.params)
+    carried = None
+    for k in range(20):
+        x, y = shard.batch(k)
+        loss, grads, carried = model.loss_and_state(x, y, state=carried)
+        for g in grads.values():
+            g *= 1.0 / T
+        r = reduce(grads, loss / T, x.size)
+        clip_global_norm(grads, 0.5)
+        opt.update(model.params, grads, state, 1e-2)
+    val = evaluate_split(model, ids[:3000], w, N=6, T=64)
+    full = gather_carried(carried, w)
+    if w.is_root:
+        np.savez(out, val=val, loss=r.loss, h=full[0][0], c=full[1][1],
+                 **{"p_" + k: v for k, v in model.params.items()})
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+def test_user_loop_on_two_processes_equals_one_process(tmp_path, dtype, tol):
+    """20 Adam steps with the library API: 2 processes x 4 streams == 1 process x 8 streams
+    (parameters, loss, split validation, gathered carried state), to rounding of the dtype."""
+    job = script(tmp_path, USER_LOOP)
+    one = subprocess.run([sys.executable, job, dtype, str(tmp_path / "one.npz")],
+                         capture_output=True, text=True, timeout=60, env=_env())
+    assert one.returncode == 0, one.stderr
+    rc, _, err, _ = mpirun(2, [job, dtype, str(tmp_path / "two.npz")], timeout=60)
+    assert rc == 0, err
+    a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        assert b[k].dtype == a[k].dtype and b[k].shape == a[k].shape, k
+        scale = max(float(np.max(np.abs(a[k]))), 1e-30)
+        assert float(np.max(np.abs(a[k] - b[k]))) / scale <= tol, k
+    assert float(a["val"]) > 0 and float(a["loss"]) > 0

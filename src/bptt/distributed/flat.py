@@ -58,19 +58,19 @@ class FlatBuffer:
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
     def _check(self, arrays: Mapping[str, np.ndarray]) -> None:
-        if list(arrays) != self.names:
+        if len(arrays) != len(self.names) or any(k not in arrays for k in self.names):
             missing = sorted(set(self.names) - set(arrays))
             extra = sorted(set(arrays) - set(self.names))
             raise ValueError(f"the arrays do not match the buffer's layout (missing {missing}, "
-                             f"unexpected {extra}, or a different order)")
+                             f"unexpected {extra})")
         for k, s in zip(self.names, self.shapes):
             if np.shape(arrays[k]) != s:
                 raise ValueError(f"array {k!r} has shape {np.shape(arrays[k])}; the buffer "
                                  f"expects {s}")
 
     def pack(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Copy ``arrays`` (the layout's names, order and shapes) into the buffer; returns it.
-        The extra slots are left as they are."""
+        """Copy ``arrays`` (the layout's names and shapes, in any order) into the buffer in the
+        layout's order; returns it. The extra slots are left as they are."""
         self._check(arrays)
         buf, off = self.buffer, self.offsets
         for i, k in enumerate(self.names):
