@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError) as e:
         return dist.fail(f"bptt {args.command}: error: {e}")
     except KeyboardInterrupt:
+        if dist.current_size() > 1:
+            return dist.fail(f"bptt {args.command}: interrupted", 130)
         print(f"bptt {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:            # a bug: the traceback alone, except in a multi-process job,

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from bptt.distributed import World, WorldError
+from bptt.functional._validate import NonFiniteError
 
 Carried = list | None          # per layer (h (N, H), c (N, H) or None)
 
@@ -130,14 +132,16 @@ def evaluate_split(model, ids: np.ndarray, w: World, max_chars: int = 0, N: int 
         lo, hi = w.rank * Ne // w.size, (w.rank + 1) * Ne // w.size
         starts = np.arange(lo, hi, dtype=np.int64) * L                  # (hi - lo,)
         state = None
-        if hi > lo:
-            for s in range(0, L, T):
+        try:
+            for s in range(0, L, T) if hi > lo else ():
                 width = min(T, L - s)
                 idx = starts[:, None] + (s + np.arange(width + 1, dtype=np.int64))
                 chunk = np.asarray(ids[idx], dtype=np.int64)
                 scores, state = model.logits(chunk[:, :-1], state)
                 total += nll_sum(scores, chunk[:, 1:])
                 count += chunk[:, 1:].size
+        except (NonFiniteError, FloatingPointError):   # reported as a NaN by every process,
+            total = math.nan                             # not raised by this one alone
     sums = np.array([total, count], dtype=np.float64)
     w.allreduce_(sums)
     return float(sums[0] / sums[1]) if sums[1] else float("nan")
@@ -200,9 +204,9 @@ def check_same(options: dict, w: World, what: str = "options") -> None:
 
 def params_digest(params: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
-    for k in params:
+    for k, v in params.items():
         h.update(k.encode())
-        h.update(np.ascontiguousarray(params[k]).tobytes())
+        h.update(np.ascontiguousarray(v).tobytes())
     return h.hexdigest()[:16]
 
 
