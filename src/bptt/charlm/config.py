@@ -5,7 +5,6 @@ fields one to one (``--seq-len`` is ``seq_len``)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from bptt.charlm.text import ENCODINGS
@@ -176,16 +175,9 @@ def config_from_preset(preset: str, **given) -> TrainConfig:
 
 
 def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
-    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction.
-
-    Every schedule starts with a linear warmup over ``warmup`` steps. A time-budgeted cosine
-    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used.
-    """
-    base, low = cfg.lr, cfg.lr * cfg.min_lr_ratio
-    if cfg.warmup and step < cfg.warmup:
-        return base * (step + 1) / cfg.warmup
-    if cfg.schedule == "cosine" and cfg.time_budgeted:
-        frac = min(max(time_frac, 0.0), 1.0)
-        return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * frac))
-    return lr_at(cfg.schedule, base, step, total=cfg.max_steps, warmup=cfg.warmup,
-                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=low)
+    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction
+    (``bptt.optim.lr_at``: a linear warmup, then the schedule). A time-budgeted cosine
+    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used."""
+    return lr_at(cfg.schedule, cfg.lr, step, total=cfg.max_steps, warmup=cfg.warmup,
+                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=cfg.lr * cfg.min_lr_ratio,
+                 progress=time_frac if cfg.time_budgeted else None)

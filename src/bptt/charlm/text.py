@@ -145,11 +145,14 @@ def _utf8_cut(data: bytes) -> int:
     return i if i + need > n else n
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise CorpusError(f"{path}: no such file")
-    if path.is_dir():
-        raise CorpusError(f"{path} is a directory; give a text file")
+def check_corpus_file(path: Path) -> None:
+    """A regular file (stat before open: a FIFO or a device would block or never end)."""
+    from bptt.charlm.rundir import RunDirError, check_regular_file
+
+    try:
+        check_regular_file(path, "text file")
+    except RunDirError as e:
+        raise CorpusError(str(e)) from None
 
 
 def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
@@ -158,7 +161,7 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
     uint32 code points. Invalid UTF-8 raises ``CorpusError`` naming the byte offset."""
     path = Path(path)
     _check_encoding(encoding)
-    _check_file(path)
+    check_corpus_file(path)
     with open(path, "rb") as f:
         carry, offset, first = b"", 0, True            # offset: file position of data[0]
         while True:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bptt import functional as F
+from bptt.functional._validate import in_range, int_array
 from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
 
 
@@ -25,6 +26,12 @@ class LMConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_ids(fn: str, name: str, x: np.ndarray, V: int) -> None:
+    """x must be an integer array (N, T) with every id in [0, V)."""
+    int_array(fn, name, x, ("N", "T"))
+    in_range(fn, name, x, V)
 
 
 class LanguageModel:
@@ -48,10 +55,10 @@ class LanguageModel:
 
     def _inputs(self, x: np.ndarray):
         """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
+        V = self.config.vocab_size
+        check_ids("LanguageModel", "x", x, V)                  # every id, before any use
         if self.embed is not None:
             return self.embed.forward(x)
-        V = self.config.vocab_size
-        F.embedding_forward(x[:1, :1], np.zeros((V, 1)))     # validates ids
         onehot = np.zeros((*x.shape, V), dtype=self.config.dtype)
         np.put_along_axis(onehot, x[..., None], 1.0, axis=2)
         return onehot, None
