@@ -141,21 +141,32 @@ def run(args: argparse.Namespace) -> int:
     from bptt.charlm.console import Console
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
+    from bptt.distributed import world
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    console = Console(quiet=args.quiet)
+    cfg = None
     if args.resume:
         if args.paths or args.out or args.preset:
             raise UserError("--resume RUN continues a run with its own corpus, directory and "
                             "options; leave out PATH, --out and --preset")
-        trainer = Trainer.resume(args.resume, console, given)
     else:
         if args.stop_at is not None and args.stop_at < 1:
             raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
-        trainer = Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+
+    def build(console: Console) -> Trainer:
+        if args.resume:
+            return Trainer.resume(args.resume, console, given)
+        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+
+    if world().size > 1:           # under mpiexec / srun: one data-parallel job
+        from bptt.distributed.trainer import start_parallel
+
+        trainer = start_parallel(args, cfg, build, world())
+    else:
+        trainer = build(Console(quiet=args.quiet))
     result = trainer.run(stop_at=args.stop_at)
-    if result.status == 1:
+    if result.status == 1 and trainer.writes:
         print(f"bptt train: error: {result.message}", file=sys.stderr)
     return result.status
