@@ -209,7 +209,7 @@ def _make_world() -> World:
                          f"every process on its own") from None
     comm = MPI.COMM_WORLD
     if size is not None and size > 1 and comm.Get_size() != size:
-        lib = MPI.Get_library_version().splitlines()[0].strip()
+        lib = " ".join(MPI.Get_library_version().splitlines()[0].split())
         raise WorldError(f"the launcher started {size} processes ({var}={size}) but mpi4py sees a "
                          f"world of {comm.Get_size()}: mpi4py uses {lib}, which is not the "
                          f"launcher's MPI. Start with the mpiexec of mpi4py's MPI "
