@@ -142,26 +142,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     prog = f"bptt {args.command}"
+    from bptt import distributed as dist
+
+    def refuse(message: str, code: int = EXIT_USAGE) -> int:
+        if dist.current_size() > 1:     # the other processes would wait for this one forever
+            return dist.fail(message, code)
+        print(message, file=sys.stderr)
+        return code
+
     try:
+        if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
+            dist.world()
         return int(args.func(args) or 0)
+    except dist.WorldError as e:      # found alike by every process: one line, from process 0
+        if dist.is_root_process():
+            print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return refuse(f"{prog}: interrupted", 130)
     except (UserError, ValueError) as e:
-        msg = " ".join(str(e).split())              # always one line
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+        return refuse(f"{prog}: error: {' '.join(str(e).split())}")     # always one line
     except OSError as e:
-        print(f"{prog}: error: {os_error_message(e)}", file=sys.stderr)
-        return EXIT_USAGE
+        return refuse(f"{prog}: error: {os_error_message(e)}")
     except MemoryError:
-        print(f"{prog}: error: out of memory; use a smaller model, batch or file",
-              file=sys.stderr)
-        return EXIT_USAGE
+        return refuse(f"{prog}: error: out of memory; use a smaller model, batch or file")
     except Exception as e:
         if debug:
             raise
         msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-        print(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with --debug (or "
-              f"BPTT_DEBUG=1) for the traceback and report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        return refuse(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
+                      f"--debug (or BPTT_DEBUG=1) for the traceback and report it",
+                      EXIT_INTERNAL)

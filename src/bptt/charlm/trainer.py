@@ -92,6 +92,8 @@ class Trainer:
         self.last_loss = math.nan                  # of the last training step
         self.plot_warned = False
         self.saved_step = state.counters.step      # of the checkpoint last.json holds
+        self.dp = None             # bptt.distributed.trainer.DataParallel on K > 1 processes
+        self.interrupt = None      # the loop's GracefulInterrupt
 
     @property
     def counters(self) -> Counters:
@@ -100,6 +102,11 @@ class Trainer:
     @property
     def path(self) -> Path:
         return self.rundir.path
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (process 0 of a data-parallel job)."""
+        return self.dp is None or self.dp.is_root
 
     @property
     def n_params(self) -> int:
@@ -179,6 +186,15 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
 
     def save(self, best: bool = False) -> None:
+        """Write last.json (and best.json); data-parallel: every process calls it (the carried
+        state of all streams is gathered), process 0 writes."""
+        if self.dp is None:
+            return self._save(best)
+        with self.dp.gathered(self.state, self.snapshot) as writes:
+            if writes:
+                self._save(best)
+
+    def _save(self, best: bool) -> None:
         st, cfg = self.state, self.cfg
         snap_meta, snap_arrays = snapshot_checkpoint(self.snapshot, st)
         meta = {"step": st.counters.step,
@@ -226,22 +242,20 @@ class Trainer:
             return f"floating-point {str(e).replace(' encountered', '')}"
 
     def _step_checked(self, lr: float) -> str | None:
-        st, cfg = self.state, self.cfg
+        st = self.state
         c = st.counters
         if c.cursor == 0:
             st.carried = None              # wrap: every stream starts again, state reset
         x, y = self.batcher.batch(c.cursor)
-        try:
-            loss, grads, final = self.model.loss_and_state(
-                x, y, state=st.carried, train=cfg.dropout > 0, rng=st.rng)
-        except NonFiniteError:             # the engine refuses NaN / inf activations
-            return "non-finite values inside the model"
-        T = x.shape[1]
-        loss /= T                          # nats per character: the mean over N and T,
-        for g in grads.values():           # so clipping thresholds mean what they mean in
-            g *= 1.0 / T                   # char-rnn and PyTorch (mean cross-entropy)
-        if not math.isfinite(loss):
-            return "non-finite loss"
+        local = self._local_gradient(x, y)
+        n_chars = x.size
+        if self.dp is not None:            # the one all-reduce: the mean over the global batch
+            local = self.dp.combine(local, x.size, self.interrupt is not None
+                                    and self.interrupt.requested)
+            n_chars *= self.dp.w.size
+        if isinstance(local, str):
+            return local
+        loss, grads, final = local
         stats = train_step(self.model.params, grads, self.optimizer, st.opt_state, lr,
                            self.clipping)
         if stats.failure is not None:
@@ -251,7 +265,7 @@ class Trainer:
         c.cursor += 1
         if c.cursor == self.batcher.steps_per_epoch:
             c.cursor, c.epoch = 0, c.epoch + 1
-        c.chars += x.size
+        c.chars += n_chars
         self.last_loss = loss
         c.i_loss += loss
         c.i_steps += 1
@@ -259,8 +273,27 @@ class Trainer:
         c.i_norm_max = max(c.i_norm_max, stats.norm)
         c.i_clipped += int(stats.clipped)
         c.i_values += stats.clipped_values
-        c.i_chars += x.size
+        c.i_chars += n_chars
         return None
+
+    def _local_gradient(self, x: np.ndarray, y: np.ndarray):
+        """(loss, grads, final state) of this process's batch, per character, or why not."""
+        st, cfg = self.state, self.cfg
+        rng = st.rng if self.dp is None else self.dp.dropout_rng(st.counters.step)
+        try:
+            loss, grads, final = self.model.loss_and_state(
+                x, y, state=st.carried, train=cfg.dropout > 0, rng=rng)
+            T = x.shape[1]
+            loss /= T                      # nats per character: the mean over N and T,
+            for g in grads.values():       # so clipping thresholds mean what they mean in
+                g *= 1.0 / T               # char-rnn and PyTorch (mean cross-entropy)
+        except NonFiniteError:             # the engine refuses NaN / inf activations
+            return "non-finite values inside the model"
+        except FloatingPointError as e:
+            return f"floating-point {str(e).replace(' encountered', '')}"
+        if not math.isfinite(loss):
+            return "non-finite loss"
+        return loss, grads, final
 
     def _evaluate_and_report(self, lr: float, sample_text: bool = True) -> str | None:
         """Evaluate, log, sample, plot and checkpoint; returns why it failed (a non-finite
@@ -269,18 +302,21 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             with np.errstate(over="raise", invalid="raise", divide="ignore"):
-                val = evaluate(self.model, self.val_ids, cfg.eval_chars)
+                val = (evaluate(self.model, self.val_ids, cfg.eval_chars) if self.dp is None
+                       else self.dp.evaluate(self.model, self.val_ids, cfg.eval_chars))
         except (NonFiniteError, FloatingPointError):
             val = math.nan
         if not math.isfinite(val):
             self.clock.add_eval(c, time.perf_counter() - t0)
             return "non-finite validation loss"
         rec = metrics_record(c, self.batcher.steps_per_epoch, val, lr)
+        if self.dp is not None:
+            rec.update(self.dp.record(self.model.params, self.console))
         best = c.step > 0 and (c.best_val is None or val < c.best_val)   # not the untrained
         if best:
             c.best_val, c.best_step = val, c.step
         sample = ""
-        if cfg.sample_chars and sample_text:
+        if cfg.sample_chars and sample_text and self.writes:
             srng = np.random.default_rng([cfg.seed, 2, c.step])
             sample, _ = generate(self.model, self.corpus.vocab, cfg.sample_chars, srng,
                                  temperature=cfg.sample_temperature)
@@ -289,16 +325,19 @@ class Trainer:
         self.clock.add_eval(c, time.perf_counter() - t0)
         rec["elapsed_s"] = rec["time_s"] = round(c.elapsed_s, 3)
         self.records.append(rec)
-        run.append_record("metrics.jsonl", finite_or_none(rec))
+        if self.writes:
+            run.append_record("metrics.jsonl", finite_or_none(rec))
         if sample:
             run.append_text("samples.txt", f"=== step {c.step}, val {val:.3f} nats/char, "
                                            f"temperature {cfg.sample_temperature} ===\n"
                                            f"{sample}\n\n")
             run.append_record("samples.jsonl", {"step": c.step, "text": sample,
                                                 "temperature": cfg.sample_temperature})
-        self._plot()
+        if self.writes:
+            self._plot()
         self.save(best=best)
-        self.console.info(eval_line(cfg, rec, best, c.elapsed_s))
+        self.console.info(eval_line(cfg, rec, best, c.elapsed_s)
+                          + (self.dp.eval_suffix(rec) if self.dp is not None else ""))
         if sample:
             self.console.info(f"--- sample at step {c.step} ---\n{sample}\n---")
         return None
@@ -320,9 +359,10 @@ class Trainer:
             atomic_write_bytes(self.rundir / "loss.png", png)
 
     def describe(self) -> None:
-        for line in describe(self.cfg, self.counters, len(self.corpus.ids),
-                             self.corpus.vocab.size, len(self.train_ids), len(self.val_ids),
-                             self.batcher.steps_per_epoch, self.n_params, self.path):
+        lines = describe(self.cfg, self.counters, len(self.corpus.ids), self.corpus.vocab.size,
+                         len(self.train_ids), len(self.val_ids), self.batcher.steps_per_epoch,
+                         self.n_params, self.path)
+        for line in lines + (self.dp.describe() if self.dp is not None else []):
             self.console.info(line)
 
     # ------------------------------------------------------------ the loop
@@ -355,6 +395,7 @@ class Trainer:
                 why = "diverged"
         clock.last_eval_end = self.counters.elapsed_s
         with GracefulInterrupt(con) as interrupt:
+            self.interrupt = interrupt
             while why is None:
                 c = self.counters
                 why = clock.should_stop(c, stop_at)
@@ -368,7 +409,7 @@ class Trainer:
                     continue
                 if why is not None:
                     break
-                if interrupt.requested:
+                if interrupt.requested if self.dp is None else self.dp.stop:
                     why = "interrupted"
                     break
                 lr = learning_rate(cfg, c.step, clock.time_frac(c)) * c.lr_scale
@@ -395,7 +436,7 @@ class Trainer:
                     rate = c.i_chars / c.i_train_s
                 n = clock.elapsed(c) if cfg.time_budgeted else c.step
                 con.update_bar(n, f"step {c.step}, loss {ema:.3f}, {fmt_rate(rate)} chars/s, "
-                                  f"lr {lr:.1e}")
+                                  f"lr {lr:.1e}" + (self.dp.bar() if self.dp else ""))
             con.close_bar()
             clock.sync(self.counters)
             return self._finish(why, stop_at)
@@ -414,6 +455,8 @@ class Trainer:
 
     def _write_report(self) -> None:
         """Write RUN/report.html (analysis.report); a failure there only warns: the run is saved."""
+        if not self.writes:
+            return
         try:
             from bptt.analysis.report import build_run_report
             build_run_report(self.path)

@@ -60,8 +60,15 @@ def format_result(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bptt.distributed import WorldError, world
     from bptt.tasks.runner import run_task
     from bptt.tasks.threads import blas_threads
+
+    if world().size > 1:
+        raise WorldError(f"bptt task trains one small model in one process ({world().size} "
+                         f"were started): its steps take milliseconds, so splitting a batch would "
+                         f"spend them in the all-reduce. Spread runs instead: mpiexec -n "
+                         f"{world().size} bptt suite --only {args.name}")
 
     if args.name in ("reber", "copy") and (args.pooling or args.bidirectional):
         raise ValueError(f"task {args.name!r} predicts the next symbol at every step; it takes "

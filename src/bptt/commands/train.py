@@ -141,27 +141,39 @@ def run(args: argparse.Namespace) -> int:
     from bptt.charlm.console import Console
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
+    from bptt.distributed import world
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    console = Console(quiet=args.quiet)
     if args.stop_at is not None and args.stop_at < 1:
         raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
+    cfg = None
     if args.resume is not None:
         if args.paths or args.out is not None or args.preset or args.overwrite:
             raise UserError("--resume RUN continues a run with its own corpus, directory and "
                             "options; leave out PATH, --out, --preset and --overwrite")
         if not args.resume.strip():
             raise UserError("--resume is empty; give the run directory to continue")
-        trainer = Trainer.resume(args.resume, console, given)
-        if args.stop_at is not None and args.stop_at <= trainer.counters.step:
-            trainer.rundir.close()
-            raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
-                            f"{trainer.counters.step}; give a later step")
     else:
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
-        trainer = Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+
+    def build(console: Console) -> Trainer:
+        if args.resume is not None:
+            return Trainer.resume(args.resume, console, given)
+        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+
+    if world().size > 1:           # under mpiexec / srun: one data-parallel job
+        from bptt.distributed.trainer import start_parallel
+
+        trainer = start_parallel(args, cfg, build, world())
+    else:
+        trainer = build(Console(quiet=args.quiet))
+    if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+        if trainer.rundir is not None:
+            trainer.rundir.close()
+        raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                        f"{trainer.counters.step}; give a later step")
     result = trainer.run(stop_at=args.stop_at)
-    if result.status == 1:
+    if result.status == 1 and trainer.writes:
         print(f"bptt train: error: {result.message}", file=sys.stderr)
     return result.status
