@@ -65,23 +65,27 @@ class LanguageModel:
 
     def loss_and_state(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None,
                        state: list | None = None, train: bool = False,
-                       rng: np.random.Generator | None = None):
+                       rng: np.random.Generator | None = None, dstate0: bool = False):
         """Mean cross-entropy per sequence (summed over valid steps, divided by N) and grads.
 
         x, y (N, T) token ids (y is x shifted by one), mask (N, T) bool or None.
-        Returns (loss, grads keyed like params, final state for carrying to the next chunk).
+        Returns (loss, grads keyed like params, final state for carrying to the next chunk),
+        and with ``dstate0`` a fourth item: dL/d(initial state), one (dh0, dc0) pair of (N, H)
+        arrays per layer (dc0 None for an RNN), for training whatever produced that state.
         """
         inp, ecache = self._inputs(x)
         h, final, rcache = self.rnn.forward(inp, state, None, train, rng)
         scores, acache = self.out.forward(h)
         loss, dscores = F.temporal_softmax_loss(scores, y, mask)
         dh, gout = self.out.backward(dscores, acache)
-        dinp, grnn, _ = self.rnn.backward(dh, rcache)
+        dinp, grnn, dstate = self.rnn.backward(dh, rcache)
         grads = {f"out.{k}": v for k, v in gout.items()}
         grads.update({f"rnn.{k}": v for k, v in grnn.items()})
         if self.embed is not None:
             _, gemb = self.embed.backward(dinp, ecache)
             grads["embed.W"] = gemb["W"]
+        if dstate0:
+            return loss, grads, final, dstate
         return loss, grads, final
 
     def loss(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None,
