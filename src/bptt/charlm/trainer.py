@@ -9,6 +9,7 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``data.Stream
 
     loss, grads, state = model.loss_and_state(x, y, state=carried)   # state carried between
     loss, grads /= T: nats per character, the mean over N and T       # batches, reset at wrap
+        (--reduction sum: the gradients stay those of the loss summed over the T steps)
     norm = global norm of grads (logged before clipping)
     non-finite loss or norm -> roll back to the last snapshot, lr *= rollback factor
     clip by value, then by global norm; optimizer update with the scheduled lr
@@ -371,9 +372,10 @@ class Trainer:
         except NonFiniteError:                 # the engine refuses NaN / inf activations
             return "non-finite values inside the model"
         T = x.shape[1]
-        loss /= T                              # nats per character: the mean over N and T,
-        for g in grads.values():               # so clipping thresholds mean what they mean in
-            g *= 1.0 / T                       # char-rnn and PyTorch (mean cross-entropy)
+        loss /= T                              # logged: nats per character (mean over N and T)
+        if cfg.reduction == "mean":            # train on the mean cross-entropy, so clipping
+            for g in grads.values():           # thresholds mean what they mean in char-rnn and
+                g *= 1.0 / T                   # PyTorch; "sum": on the sum over the T steps
         norm = global_norm(grads)
         if not math.isfinite(loss):
             return "non-finite loss"

@@ -22,6 +22,7 @@ class LMConfig:
     dropout: float = 0.0
     learn_h0: bool = False
     dtype: str = "float32"
+    init_std: float = 0.0     # > 0: every weight matrix ~ N(0, init_std**2) (min-char-rnn 0.01)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,6 +33,11 @@ class LanguageModel:
 
     Parameter names: ``embed.W`` (V, E) if embedding, ``rnn.l{k}.*`` for the stack, ``out.w``
     (H, V) and ``out.b`` (V,).
+
+    Initialisation: the layers' own (``bptt.nn.init``), or with ``init_std`` > 0 every weight
+    matrix (each 2-D parameter: embed.W, Wx, Wh, out.w) drawn N(0, init_std**2) instead, as
+    min-char-rnn's ``np.random.randn(...) * 0.01``; biases and learned initial states keep their
+    initial values (zero; an LSTM's forget-gate bias 1).
     """
 
     def __init__(self, config: LMConfig, rng: np.random.Generator):
@@ -45,6 +51,10 @@ class LanguageModel:
                                   config.learn_h0, rng, dt)
         self.out = TemporalAffine(config.hidden, V, rng, dt)
         self.params = collect_params(embed=self.embed, rnn=self.rnn, out=self.out)
+        if config.init_std > 0:
+            for p in self.params.values():
+                if p.ndim == 2:
+                    p[...] = rng.standard_normal(p.shape) * config.init_std
 
     def _inputs(self, x: np.ndarray):
         """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
