@@ -96,10 +96,11 @@ def _model_checks(rng: np.random.Generator) -> list[CheckResult]:
 
 def run_all(seed: int = 0) -> list[CheckResult]:
     """Run every check; returns one result per (layer, gradient)."""
+    from bptt.gradcheck.catalogue_models import model_checks
     from bptt.gradcheck.catalogue_sequence import sequence_checks
 
     rng = np.random.default_rng(seed)
-    return _layer_checks(rng) + _model_checks(rng) + sequence_checks(rng)
+    return _layer_checks(rng) + _model_checks(rng) + sequence_checks(rng) + model_checks(rng)
 
 
 def format_table(results: list[CheckResult]) -> str:
