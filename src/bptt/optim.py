@@ -11,7 +11,8 @@ Update rules (g the gradient, t the step count after increment, lr the learning 
 
     SGD        p -= lr * g
     Momentum   v = mu * v + g;   p -= lr * v   (nesterov: p -= lr * (g + mu * v))
-    Adagrad    G += g**2;                            p -= lr * g / (sqrt(G) + eps)   (min-char-rnn)
+    Adagrad    G += g**2;                            p -= lr * g / (sqrt(G) + eps)   (PyTorch)
+               with eps_inside_sqrt=True:            p -= lr * g / sqrt(G + eps)     (min-char-rnn)
     RMSprop    s = rho * s + (1 - rho) * g**2;       p -= lr * g / (sqrt(s) + eps)
     Adam       m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2
                p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)   (Kingma & Ba 2015)
@@ -73,16 +74,25 @@ class Momentum(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """G += g**2, then p -= lr * g / (sqrt(G) + eps) (PyTorch's torch.optim.Adagrad), or with
+    ``eps_inside_sqrt`` p -= lr * g / sqrt(G + eps) (min-char-rnn's
+    ``param += -learning_rate * dparam / np.sqrt(mem + 1e-8)``). The two differ wherever G is
+    not large against eps (early steps, rarely used inputs); eps = 0 gives 0/0 = NaN where a
+    gradient has been 0 so far, under either rule."""
+
     slots = ("G",)
 
-    def __init__(self, lr: float, eps: float = 1e-8):
+    def __init__(self, lr: float, eps: float = 1e-8, eps_inside_sqrt: bool = False):
         super().__init__(lr)
-        self.eps = eps
+        self.eps, self.eps_inside_sqrt = eps, eps_inside_sqrt
 
     def _apply(self, p, g, slots, lr, t):
         G = slots["G"]
         G += g * g
-        p -= lr * g / (np.sqrt(G) + self.eps)
+        if self.eps_inside_sqrt:
+            p -= lr * g / np.sqrt(G + self.eps)
+        else:
+            p -= lr * g / (np.sqrt(G) + self.eps)
 
 
 class RMSprop(Optimizer):
@@ -220,8 +230,12 @@ def clip_global_norm(grads: Params, max_norm: float,
 
 
 def clip_value(grads: Params, limit: float) -> int:
-    """Clip every entry to [-limit, limit] in place (min-char-rnn, char-rnn); returns how many
-    entries were clipped."""
+    """Clip every entry to [-limit, limit] in place; returns how many entries were clipped.
+
+    min-char-rnn clips at 5 the gradients of its loss summed over the T = 25 steps of a chunk.
+    The same limit on the gradient of the per-step mean loss (bptt train's default) acts like
+    a limit of 5 T on the summed gradients: T times looser.
+    """
     n = 0
     for g in grads.values():
         n += int(np.count_nonzero(np.abs(g) > limit))

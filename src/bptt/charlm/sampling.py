@@ -168,11 +168,16 @@ def start_id(vocab: Vocab) -> int:
 
 def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Generator,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
-             prime: str = "", stop: str | None = None, skip_unknown: bool = False
-             ) -> tuple[str, list[int]]:
+             prime: str = "", stop: str | None = None, skip_unknown: bool = False,
+             state: list | None = None) -> tuple[str, list[int]]:
     """Sample up to ``length`` symbols after ``prime``; returns (generated text without the
     prime, unknown prime symbols that were skipped). With ``stop``, generation ends where the
-    stop string first appears (the stop string is not included)."""
+    stop string first appears (the stop string is not included).
+
+    ``state`` is the hidden state to start from (default: the model's initial state): one
+    ``(h, c)`` pair per layer, h and c (1, H) (c None for an RNN), e.g. the state carried by
+    training, as min-char-rnn samples from ``hprev``. The prime's symbols but the last are run
+    from it; the last (or a newline without a prime) is the first input."""
     if not greedy:                        # greedy ignores temperature, top_k and top_p
         check_sampling(temperature, top_k, top_p)
     if length < 0:
@@ -186,7 +191,7 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
             raise CorpusError(f"the stop string has characters the model never produces: "
                               f"{', '.join(map(repr, map(chr, missing)))}")
         stop_ids = enc.tolist()
-    state = None
+    state = check_state(model, state)
     if ids.size > 1:
         _, state = model.logits(ids[None, :-1], state)
     cur = int(ids[-1]) if ids.size else start_id(vocab)
@@ -201,6 +206,29 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
             del out[-len(stop_ids):]
             break
     return vocab.decode(out), skipped
+
+
+def check_state(model: LanguageModel, state: list | None) -> list | None:
+    """A copy of a one-row state for ``model`` (None stays None); a clear error if it does not
+    fit."""
+    if state is None:
+        return None
+    c = model.config
+    if not isinstance(state, (list, tuple)) or len(state) != c.layers:
+        raise ValueError(f"the initial state must be a list of {c.layers} (h, c) pair(s), one "
+                         f"per layer")
+    out = []
+    for k, pair in enumerate(state):
+        h, cc = pair
+        for name, a in (("h", h), ("c", cc)):
+            if a is None and (name == "h" or c.cell == "lstm"):
+                raise ValueError(f"the initial state of layer {k} has no {name}")
+            if a is not None and (not isinstance(a, np.ndarray) or a.shape != (1, c.hidden)):
+                raise ValueError(f"the initial {name} of layer {k} must be an array of shape "
+                                 f"(1, {c.hidden}); got {getattr(a, 'shape', type(a).__name__)}")
+        out.append((h.astype(c.dtype, copy=True),
+                    None if cc is None or c.cell != "lstm" else cc.astype(c.dtype, copy=True)))
+    return out
 
 
 # ---------------------------------------------------------------- scoring

@@ -10,6 +10,7 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``text.Stream
     loss, grads /= T: nats per character, the mean over N and T       # batches, reset at wrap
     optim.train_step: global norm (logged before clipping), clip by value, then by global norm,
                       the optimizer update with the scheduled lr
+    (--reduction sum: the gradients stay those of the loss summed over the T steps)
     a non-finite loss, gradient, parameter or validation loss -> roll back to the last snapshot
                       and lower the lr (give up after max_rollbacks in a row)
 
@@ -284,9 +285,10 @@ class Trainer:
             loss, grads, final = self.model.loss_and_state(
                 x, y, state=st.carried, train=cfg.dropout > 0, rng=rng)
             T = x.shape[1]
-            loss /= T                      # nats per character: the mean over N and T,
-            for g in grads.values():       # so clipping thresholds mean what they mean in
-                g *= 1.0 / T               # char-rnn and PyTorch (mean cross-entropy)
+            loss /= T                      # logged: nats per character (mean over N and T)
+            if cfg.reduction == "mean":    # train on the mean cross-entropy, so clipping
+                for g in grads.values():   # thresholds mean what they mean in char-rnn and
+                    g *= 1.0 / T           # PyTorch; "sum": on the sum over the T steps
         except NonFiniteError:             # the engine refuses NaN / inf activations
             return "non-finite values inside the model"
         except FloatingPointError as e:

@@ -59,9 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "parameters step for step as a run that never stopped)")
     g.add_argument("--overwrite", action="store_true",
                    help="start over in an --out directory that already holds a run")
-    g.add_argument("--preset", choices=["default", "shakespeare", "tiny"], default=None,
+    g.add_argument("--preset", choices=["default", "shakespeare", "tiny", "min-char-rnn"],
+                   default=None,
                    help="option set: default (the main job), shakespeare (the 30-minute "
-                        "tiny-shakespeare benchmark), tiny (a seconds-long smoke run)")
+                        "tiny-shakespeare benchmark), tiny (a seconds-long smoke run), "
+                        "min-char-rnn (Karpathy's min-char-rnn.py exactly: one-hot input, "
+                        "1 x 100 tanh RNN, batch 1 x 25, summed loss, clip 5, its Adagrad, "
+                        "0.01 init)")
     opt(g, "--seed", int, "random seed (weights, dropout, samples)", "N")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar, reports or samples on the console (files are still "
@@ -94,6 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--learn-h0", action="store_const", const=True, default=None,
                    help="learn the initial hidden state")
     opt(g, "--dtype", str, "parameter and activation type", choices=["float32", "float64"])
+    opt(g, "--init-std", float, "draw every weight matrix from N(0, S^2) (min-char-rnn: 0.01); "
+                                "0 = the default initialisers", "S")
 
     g = p.add_argument_group("optimizer")
     opt(g, "--optimizer", str, "update rule",
@@ -103,7 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--beta2", float, "Adam/AdamW second-moment decay", "B")
     opt(g, "--momentum", float, "momentum coefficient (--optimizer momentum)", "MU")
     opt(g, "--rho", float, "RMSprop decay", "RHO")
-    opt(g, "--eps", float, "denominator epsilon (Adagrad, RMSprop, Adam)", "EPS")
+    opt(g, "--eps", float, "denominator epsilon (Adagrad, RMSprop, Adam): g / (sqrt(v) + EPS)",
+        "EPS")
+    g.add_argument("--eps-inside-sqrt", action="store_const", const=True, default=None,
+                   help="Adagrad: p -= lr * g / sqrt(G + EPS), min-char-rnn's rule, instead of "
+                        "PyTorch's p -= lr * g / (sqrt(G) + EPS)")
     opt(g, "--weight-decay", float, "decoupled weight decay (AdamW default 0.01)", "WD")
 
     g = p.add_argument_group("learning-rate schedule")
@@ -114,9 +124,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--decay-every", int, "step schedule: decay every N steps", "N")
     opt(g, "--decay-gamma", float, "step schedule: multiply lr by G", "G")
 
-    g = p.add_argument_group("clipping and divergence")
-    opt(g, "--clip-norm", float, "clip the global gradient norm to this; 0 = off", "C")
-    opt(g, "--clip-value", float, "clip every gradient entry to [-C, C] (min-char-rnn: 5); "
+    g = p.add_argument_group("loss, clipping and divergence")
+    opt(g, "--reduction", str, "the loss that is differentiated, clipped and minimised: mean "
+                               "(nats per character, the mean over the N x T predictions) or "
+                               "sum (summed over the T steps, mean over the N streams: "
+                               "min-char-rnn's for N = 1); the logged loss is per character",
+        choices=["mean", "sum"])
+    opt(g, "--clip-norm", float, "scale the gradients of that loss so their global norm is at "
+                                 "most C; 0 = off", "C")
+    opt(g, "--clip-value", float, "clip every entry of the gradients of that loss to [-C, C]: "
+                                  "with --reduction mean a limit C acts like C x T on summed "
+                                  "gradients (min-char-rnn: --reduction sum --clip-value 5); "
                                   "0 = off", "C")
     opt(g, "--max-rollbacks", int, "on a non-finite loss or gradient, roll back to the last good "
                                    "state and lower the lr; give up after this many in a row",

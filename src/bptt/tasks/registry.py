@@ -18,7 +18,7 @@ import numpy as np
 
 from bptt.functional import softmax_loss, temporal_softmax_loss
 from bptt.nn import SequenceConfig
-from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, temporal_order
+from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, seq2seq_tasks, temporal_order
 from bptt.tasks.data import EpochBatcher, SeqData
 from bptt.tasks.train import FitConfig, predict_all
 
@@ -309,9 +309,37 @@ MNIST1D = Task(
     target=lambda cell, T: (">=", 0.93) if cell == "lstm" else None, needs="mnist1d")
 
 
+# --------------------------------------------------------------------------- sequence to sequence
+
+ADDITION = Task(
+    "addition", "adding numbers written as strings, 3 digits (Keras addition_rnn.py): "
+                "encoder-decoder, reversed input, 45k / 5k problems",
+    "held-out per-character accuracy", True, seq2seq_tasks.addition_setup(3),
+    published=lambda cell, T: ("Keras: 1-layer LSTM(128), 50k examples: 99 % train/test "
+                               "(per-character) accuracy in 100 epochs"),
+    baseline=lambda T: seq2seq_tasks.ADDITION_BASELINE[3],
+    baseline_note="the most common digit at each position",
+    target=lambda cell, T: (">=", 0.99) if cell == "lstm" else None)
+
+ADDITION5 = Task(
+    "addition5", "adding numbers written as strings, 5 digits: encoder-decoder, reversed "
+                 "input, fresh problems every batch, 5k held out",
+    "held-out per-character accuracy", True, seq2seq_tasks.addition_setup(5),
+    published=lambda cell, T: ("Keras: 1-layer LSTM(128), 550k examples: 99 % train/test "
+                               "(per-character) accuracy in 30 epochs (16.5M problems seen)"),
+    baseline=lambda T: seq2seq_tasks.ADDITION_BASELINE[5],
+    baseline_note="the most common digit at each position")
+
+SPELLING = Task(
+    "spelling", "spell a number 0..999 in English from its digits as features (conditioned "
+                "LM: h0 = affine(features)), 200 numbers held out",
+    "held-out exact-match rate", True, seq2seq_tasks.spelling_setup,
+    published=lambda cell, T: "no published number (bptt's demonstration of CS231n's model)",
+    baseline=lambda T: 0.005, baseline_note="no conditioning: one spelling for every number")
+
 TASKS: dict[str, Task] = {t.name: t for t in (
     ADDING, ADDING1997, REBER, TEMPORAL_ORDER, COPY, DIGITS_ROWS, DIGITS_PIXELS, DIGITS_PERMUTED,
-    MNIST1D)}
+    MNIST1D, ADDITION, ADDITION5, SPELLING)}
 
 
 def get_task(name: str) -> Task:

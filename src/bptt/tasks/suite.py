@@ -62,6 +62,9 @@ SUITE: tuple[Run, ...] = (
     Run("digits-permuted", "lstm"),
     Run("mnist1d", "lstm"),
     Run("mnist1d", "rnn"),
+    Run("addition", "lstm"),
+    Run("addition5", "lstm"),
+    Run("spelling", "lstm"),
 )
 
 
@@ -181,7 +184,8 @@ def markdown_table(report: dict) -> str:
         if r["task"] == "reber":
             ours += " (strings wrong, train/test: " + ", ".join(
                 f"{x['wrong_train']}/{x['wrong_test']}" for x in g) + ")"
-        extras = {"mse": "MSE", "recall_accuracy": "recall accuracy"}
+        extras = {"mse": "MSE", "recall_accuracy": "recall accuracy",
+                  "exact_match": "exact match", "epochs": "epochs"}
         for key, name in extras.items():
             if key in r and len(g) == 1:
                 ours += f"; {name} {format_value(r[key])}"
