@@ -90,5 +90,7 @@ def test_cli_beam(run, capsys):
     assert main(["sample", str(run), "--beam", "3", "--length", "25", "--prime", "Th"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Th") and len(out.rstrip("\n")) >= 2
-    assert main(["sample", str(run), "--beam", "-1"]) == 2
+    with pytest.raises(SystemExit) as e:                 # a usage error, at parse time
+        main(["sample", str(run), "--beam", "-1"])
+    assert e.value.code == 2
     assert "--beam" in capsys.readouterr().err
