@@ -201,7 +201,7 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
     if ("b_hn" in sc.extra) != (b_hn is not None):
         raise ValueError(f"{fn}: a {cell!r} cell " + ("needs b_hn (H,)" if b_hn is None else
                                                       "has no b_hn; drop it"))
-    extra = ()
+    extra: tuple[np.ndarray, ...] = ()
     if b_hn is not None:
         extra = (v.float_array(fn, "b_hn", b_hn, (H,), x.dtype),)
 
