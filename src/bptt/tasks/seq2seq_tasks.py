@@ -14,7 +14,7 @@ from bptt.nn.conditioned import ConditionedConfig
 from bptt.nn.seq2seq import Seq2SeqConfig
 from bptt.tasks import addition, spelling
 from bptt.tasks.data import EpochBatcher
-from bptt.tasks.train import TrainConfig
+from bptt.tasks.train import FitConfig
 
 
 @functools.lru_cache(maxsize=4)
@@ -45,7 +45,7 @@ def addition_setup(digits: int) -> Callable:
 
         model = Seq2SeqConfig(len(addition.SRC), addition.TGT_VOCAB, hidden=128, cell=cell,
                               dtype="float32")
-        train = TrainConfig(batch_size=128, lr=1e-2, schedule="cosine", warmup=50, clip=1.0)
+        train = FitConfig(batch_size=128, lr=1e-2, schedule="cosine", warmup=50, clip=1.0)
         n_test = 64 if quick else 5000
         if digits <= 3:
             pairs = addition.problems(50_000, digits, stream(seed, 1))
@@ -98,5 +98,5 @@ def spelling_setup(cell: str, T, seed: int, quick: bool):
     model = ConditionedConfig(spelling.FEATURES, spelling.VOCAB, hidden=128, cell=cell,
                               null=spelling.NULL, start=spelling.START, end=spelling.END,
                               dtype="float32")
-    train = TrainConfig(batch_size=32, lr=5e-3, schedule="cosine", warmup=50, clip=1.0)
+    train = FitConfig(batch_size=32, lr=5e-3, schedule="cosine", warmup=50, clip=1.0)
     return Setup(model, train, batches, evaluate, epochs=60, train_size=len(train_n))
