@@ -3,6 +3,8 @@
 Batch-first shapes: N batch, T time, D input, H hidden, V vocabulary or classes. float32 and
 float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inputs multiply from
 the left (``x @ Wx``).
+GRU gates along 3H in the order r, z, n (PyTorch's), with the candidate's recurrent bias b_hn (H,)
+kept apart from b (3H,) (see ``gru.py``).
 """
 
 from bptt.functional.activations import (
@@ -11,6 +13,14 @@ from bptt.functional.activations import (
     log_softmax,
     sigmoid,
     softmax,
+)
+from bptt.functional.gru import (
+    gru_backward,
+    gru_backward_with_state,
+    gru_forward,
+    gru_forward_with_state,
+    gru_step_backward,
+    gru_step_forward,
 )
 from bptt.functional.losses import softmax_loss, temporal_softmax_loss
 from bptt.functional.lstm import (
@@ -54,6 +64,12 @@ __all__ = [
     "dtanh_from_output",
     "embedding_backward",
     "embedding_forward",
+    "gru_backward",
+    "gru_backward_with_state",
+    "gru_forward",
+    "gru_forward_with_state",
+    "gru_step_backward",
+    "gru_step_forward",
     "log_softmax",
     "lstm_backward",
     "lstm_backward_with_state",

@@ -103,7 +103,7 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, 
 def lstm_backward(dh: np.ndarray, cache: RecurrenceCache):
     """Backward of ``lstm_forward``: dh (N, T, H) -> (dx, dh0, dWx, dWh, db)."""
     _check_dh("lstm_backward", dh, cache, "lstm")
-    dx, dh0, _, dWx, dWh, db = recurrence_backward(dh, cache)
+    dx, dh0, _, dWx, dWh, db, _ = recurrence_backward(dh, cache)
     return dx, dh0, dWx, dWh, db
 
 
@@ -129,4 +129,5 @@ def lstm_backward_with_state(dh: np.ndarray, dc_last: np.ndarray | None, cache: 
     if dc_last is not None:
         H, _, N = cache.Hs.shape
         v.float_array(fn, "dc_last", dc_last, (N, H), cache.Hs.dtype)
-    return recurrence_backward(dh, cache, dc_last)
+    dx, dh0, dc0, dWx, dWh, db, _ = recurrence_backward(dh, cache, dc_last)
+    return dx, dh0, dc0, dWx, dWh, db

@@ -80,7 +80,7 @@ def rnn_backward(dh: np.ndarray, cache: RecurrenceCache):
     Returns (dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H), db (H,)).
     """
     _check_dh("rnn_backward", dh, cache, "rnn")
-    dx, dh0, _, dWx, dWh, db = recurrence_backward(dh, cache)
+    dx, dh0, _, dWx, dWh, db, _ = recurrence_backward(dh, cache)
     return dx, dh0, dWx, dWh, db
 
 

@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bptt.functional.cells import GATES
+
 __all__ = [
     "LayerWeights",
     "Stack",
@@ -49,7 +51,6 @@ __all__ = [
     "stack_to_torch_state_dict",
 ]
 
-GATES = {"rnn": 1, "lstm": 4}
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

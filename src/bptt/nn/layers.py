@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptt import functional as F
+from bptt.functional.cells import GATES
 from bptt.nn.init import recurrent_weights, xavier_uniform
 
-CELLS = {"rnn": 1, "lstm": 4}
+CELLS = GATES                    # cell name -> gate blocks per hidden unit (the engine's table)
 
 
 def collect_params(**layers) -> dict[str, np.ndarray]:
