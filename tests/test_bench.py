@@ -26,7 +26,7 @@ def test_bench_runs_in_workers_and_writes_json(tmp_path):
     assert unset["pid"] != as_set["pid"]                            # separate processes
     assert all(g > 0 for s in doc["settings"] for g in s["peak_gflops"].values())
     recs = doc["records"]
-    assert len(recs) == 16                         # 2 settings x 2 cells x 2 dtypes x 2 modes
+    assert len(recs) == 24                         # 2 settings x 3 cells x 2 dtypes x 2 modes
     for r in recs:
         for key in ("setting", "cell", "dtype", "mode", "T", "N", "D", "H", "bptt_s",
                     "bptt_min_s", "bptt_max_s", "torch_s", "ratio", "bptt_gflops",
@@ -35,8 +35,8 @@ def test_bench_runs_in_workers_and_writes_json(tmp_path):
         assert r["bptt_min_s"] <= r["bptt_s"] <= r["bptt_max_s"]
         assert r["mode"] in ("train", "infer") and r["bptt_s"] > 0 and r["torch_s"] is None
         assert r["gemm_s"] > 0
-    rows = [ln for ln in md.read_text().splitlines() if ln.startswith(("| rnn", "| lstm"))]
-    assert len(rows) == 16 + 8                     # two tables and the summary by setting
+    rows = [ln for ln in md.read_text().splitlines() if ln.startswith(("| rnn", "| lstm", "| gru"))]
+    assert len(rows) == 24 + 12                    # two tables and the summary by setting
 
 
 def test_bench_render_turns_saved_json_into_markdown(tmp_path, capsys):
@@ -93,3 +93,16 @@ def test_engine_infer_equals_the_layer_forward(cell):
     np.testing.assert_array_equal(h, h_ref)
     with pytest.raises(ValueError, match="Wx"):
         engine.infer(cell, d["x"], d["h0"], d["Wx"][:-1], d["Wh"], d["b"])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_bench_sides_compute_the_same_step(cell, mode):
+    """bptt's and PyTorch's callables get the same weights: equal h (infer) and dx (train)."""
+    torch = pytest.importorskip("torch")
+    from bptt.bench import cases
+    d = cases.make_data(cell, "float64", 6, 3, 5, 4, seed=2)
+    ours = cases.bptt_callable(cell, mode, d)()
+    theirs = cases.torch_callable(torch, cell, mode, d)()
+    ours = ours if mode == "infer" else ours[0]
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -5,9 +5,9 @@
     infer   forward only (bptt: ``engine.infer``, which stores nothing for a backward; PyTorch:
             under ``torch.inference_mode()``)
 
-PyTorch runs torch.nn.RNN(tanh) / torch.nn.LSTM (batch_first=True) on the same data and weights;
-its training step is the backward of (out * dh).sum() with x.requires_grad. Everything here uses
-bptt's public API (``bptt.functional`` and ``bptt.functional.engine``).
+PyTorch runs torch.nn.RNN(tanh) / torch.nn.LSTM / torch.nn.GRU (batch_first=True) on the same
+data and weights; its training step is the backward of (out * dh).sum() with x.requires_grad.
+Everything here uses bptt's public API (``bptt.functional`` and ``bptt.functional.engine``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from bptt import functional as F
 from bptt.functional import engine
+from bptt.functional.cells import GATES
 
 Shape = tuple[int, int, int, int]               # (T, N, D, H)
 
@@ -38,24 +39,25 @@ ISSUE_SHAPES: list[Shape] = [                   # five more, from the performanc
     (30, 1, 80, 120),
 ]
 QUICK_SHAPES: list[Shape] = [(50, 32, 128, 128), (25, 1, 65, 100)]
-CELLS = ("rnn", "lstm")
+CELLS = ("rnn", "lstm", "gru")
 DTYPES = ("float32", "float64")
 MODES = ("train", "infer")
 
 
 def gemm_flops(cell: str, T: int, N: int, D: int, H: int, mode: str) -> float:
     """GEMM FLOPs of a forward (mode "infer") or a training step (3x) of one layer."""
-    G = 4 * H if cell == "lstm" else H
+    G = GATES[cell] * H
     fwd = 2.0 * T * N * G * (D + H)
     return 3.0 * fwd if mode == "train" else fwd
 
 
 def make_data(cell: str, dtype: str, T: int, N: int, D: int, H: int, seed: int = 0) -> dict:
     """Inputs, weights (bptt layout) and an upstream gradient, scaled like an initialised layer."""
-    G = 4 * H if cell == "lstm" else H
+    G = GATES[cell] * H
     rng = np.random.default_rng(seed)
     s = 1.0 / math.sqrt(H)
     return {
+        "bh": rng.uniform(-s, s, H).astype(dtype),          # the GRU's b_hn
         "x": rng.standard_normal((N, T, D)).astype(dtype),
         "h0": np.zeros((N, H), dtype=dtype),
         "Wx": rng.uniform(-s, s, (D, G)).astype(dtype),
@@ -67,17 +69,19 @@ def make_data(cell: str, dtype: str, T: int, N: int, D: int, H: int, seed: int =
 
 def bptt_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
     """One training step or inference pass of bptt's engine on the data ``d``."""
-    fwd, bwd = (F.lstm_forward, F.lstm_backward) if cell == "lstm" else (F.rnn_forward,
-                                                                         F.rnn_backward)
+    fwd, bwd = {"rnn": (F.rnn_forward, F.rnn_backward), "lstm": (F.lstm_forward, F.lstm_backward),
+                "gru": (F.gru_forward, F.gru_backward)}[cell]
     x, h0, Wx, Wh, b, dh = d["x"], d["h0"], d["Wx"], d["Wh"], d["b"], d["dh"]
+    extra = (d["bh"],) if cell == "gru" else ()
     if mode == "train":
         def train():
-            _, cache = fwd(x, h0, Wx, Wh, b)
+            _, cache = fwd(x, h0, Wx, Wh, b, *extra)
             return bwd(dh, cache)
         return train
+    bh = d["bh"] if cell == "gru" else None
 
     def infer():
-        return engine.infer(cell, x, h0, Wx, Wh, b)[0]
+        return engine.infer(cell, x, h0, Wx, Wh, b, bh=bh)[0]
     return infer
 
 
@@ -91,14 +95,16 @@ def torch_callable(torch, cell: str, mode: str, d: dict) -> Callable[[], Any]:
     N, T, D = d["x"].shape
     H = d["h0"].shape[1]
     dt = torch.float32 if d["x"].dtype == np.float32 else torch.float64
-    Layer = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
-    kw = {} if cell == "lstm" else {"nonlinearity": "tanh"}
+    Layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    kw = {"nonlinearity": "tanh"} if cell == "rnn" else {}
     m = Layer(D, H, batch_first=True, **kw).to(dt)
     with torch.no_grad():
         m.weight_ih_l0.copy_(torch.from_numpy(d["Wx"].T.copy()))
         m.weight_hh_l0.copy_(torch.from_numpy(d["Wh"].T.copy()))
         m.bias_ih_l0.copy_(torch.from_numpy(d["b"]))
         m.bias_hh_l0.zero_()
+        if cell == "gru":                           # bias_hh's n part is bptt's b_hn
+            m.bias_hh_l0[2 * H:] = torch.from_numpy(d["bh"])
     x = torch.from_numpy(d["x"])
     if mode == "infer":
         def infer():

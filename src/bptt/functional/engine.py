@@ -1,6 +1,6 @@
 """Public entry points onto the recurrence engine beyond the layer functions.
 
-    infer(cell, x, h0, Wx, Wh, b, mask=None, c0=None) -> (h (N, T, H), last (N, H) or None)
+    infer(cell, x, h0, Wx, Wh, b, mask=None, c0=None, bh=None) -> (h (N, T, H), last or None)
         the forward pass without a cache for a backward (inference): one step's gate buffers,
         nothing stored; h and the cell's last own state (LSTM: c_T) equal the layer
         functions' results.
@@ -9,8 +9,9 @@
         (see ``recurrence.py``): what a step would cost if every pointwise op, copy and Python
         line were free. Benchmarks use it as the engine's floor on the BLAS at hand.
 
-``cell`` is a name: "rnn" or "lstm". Shapes are batch-first as everywhere: x (N, T, D),
-h0 (N, H), Wx (D, G), Wh (H, G), b (G,), G = 4H for the LSTM, H for the RNN.
+``cell`` is a name: "rnn", "lstm" or "gru". Shapes are batch-first as everywhere: x (N, T, D),
+h0 (N, H), Wx (D, G), Wh (H, G), b (G,), G = 4H for the LSTM, 3H for the GRU, H for the RNN;
+c0 (N, H) the LSTM's initial cell state, bh (H,) the GRU's recurrent candidate bias b_hn.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bptt.functional import _validate as v
 from bptt.functional import cells
 from bptt.functional import recurrence as rec
+from bptt.functional.gru import GRU
 
-CELLS = {"rnn": cells.RNN, "lstm": cells.LSTM}
+CELLS = {"rnn": cells.RNN, "lstm": cells.LSTM, "gru": GRU}
 
 
 def _cell(fn: str, name: str):
@@ -34,11 +37,15 @@ def _cell(fn: str, name: str):
 
 def infer(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
           b: np.ndarray, mask: np.ndarray | None = None,
-          c0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+          c0: np.ndarray | None = None,
+          bh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Forward only, nothing kept for a backward -> (h (N, T, H), last own state or None)."""
     c = _cell("infer", cell)
-    rec.check_args(f"{cell} infer", x, h0, Wx, Wh, b, c.gates, mask, c0)
-    h, last, _ = rec.recurrence_forward(c, x, h0, Wx, Wh, b, mask, c0, store=False)
+    fn = f"{cell} infer"
+    rec.check_args(fn, x, h0, Wx, Wh, b, c.gates, mask, c0)
+    if cell == "gru":
+        v.float_array(fn, "bh", bh, (h0.shape[1],), x.dtype)
+    h, last, _ = rec.recurrence_forward(c, x, h0, Wx, Wh, b, mask, c0, bh=bh, store=False)
     return h, last
 
 
@@ -58,7 +65,8 @@ def gemm_floor(cell: str, mode: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarr
     H = h0.shape[1]
     G, dt = c.gates * H, x.dtype
     rng = np.random.default_rng(seed)
-    Wx_f, Wh_f = rec._to_internal(Wx, c, H), rec._to_internal(Wh, c, H)   # (D, G), (H, G)
+    Wx_f = rec._to_internal(Wx, c, H)                                     # (D, G)
+    Wh_f = rec._to_internal(Wh, c, H, recurrent=True)                     # (H, G)
     X2 = rec._time_major_rows(x)                                          # (T*N, D)
     Hs = rec.steps_buffer(H, T + 1, N, dt, time_major=mode == "infer")
     Hs[...] = rng.uniform(-0.5, 0.5, Hs.shape)
@@ -85,7 +93,7 @@ def gemm_floor(cell: str, mode: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarr
         for t in reversed(range(T)):
             np.matmul(Wh_f, dA_steps[t], out=dh_next)
         return (rec._input_grad(dA2, Wx_f, N, T), rec._weight_grad(X2.T, dA2, c, H),
-                rec._weight_grad(Hprev, dA2, c, H))
+                rec._weight_grad(Hprev, dA2, c, H, recurrent=True))
     return train
 
 
