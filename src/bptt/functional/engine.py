@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bptt.functional import _validate as v
-from bptt.functional import cells
+from bptt.functional import cells, fastpath
 from bptt.functional import recurrence as rec
 from bptt.functional.gru import GRU
 
@@ -98,5 +98,7 @@ def gemm_floor(cell: str, mode: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarr
 
 
 def fast_status() -> dict:
-    """Whether the compiled fast path (the ``bptt[fast]`` extra, numba) is installed and on."""
-    return {"compiled": False, "reason": "no compiled path in this version"}
+    """Whether the compiled fast path (the ``bptt[fast]`` extra, numba) is installed and on,
+    and what it covers."""
+    return {"compiled": fastpath.enabled(), "available": fastpath.available(),
+            "covers": f"batch 1, cells {', '.join(fastpath.CELLS)}"}
