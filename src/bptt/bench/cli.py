@@ -222,6 +222,7 @@ def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
     if not args.no_memory and "train" in args.modes:
         _memory(args, records, settings[0], workers[settings[0].name])
     charlm = [] if args.no_charlm else _charlm(args, repeats, settings, workers)
+    _repeak(args, settings, workers, sdocs, records)
     load1 = _load()
     out = []
     for rec in records:
@@ -245,6 +246,25 @@ def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
             f.write(tables.markdown(doc))
         print(f"wrote {args.markdown}")
     return 0
+
+
+def _repeak(args, settings, workers, sdocs, records) -> None:
+    """Measure each GEMM peak again at the end and keep the better one (a shared machine)."""
+    for s, sd in zip(settings, sdocs):
+        for dt, old in list(sd["peak_gflops"].items()):
+            again = workers[s.name]["bptt"].ask({"op": "peak", "dtype": dt})["gflops"]
+            if again <= old:
+                continue
+            sd["peak_gflops"][dt] = again
+            for rec in records:
+                if rec.setting == s.name and rec.dtype == dt:
+                    rec.peak_gflops = again
+                    rec.bptt_pct_peak *= old / again
+                    if rec.torch_pct_peak is not None:
+                        rec.torch_pct_peak *= old / again
+    print("GEMM peak used for % peak (the better of start and end): " + "; ".join(
+        f"{sd['name']} " + ", ".join(f"{dt} {g:.1f}" for dt, g in sd["peak_gflops"].items())
+        for sd in sdocs))
 
 
 def _memory(args, records, setting, workers) -> None:
