@@ -29,6 +29,7 @@ class Record:
     torch_min_s: float | None
     torch_max_s: float | None
     ratio: float | None
+    ratio_min: float | None             # torch_min / bptt_min: less sensitive to a busy machine
     gflop: float
     bptt_gflops: float
     torch_gflops: float | None
@@ -52,14 +53,15 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 CONSOLE_HEAD = (f"{'setting':7} {'cell':4} {'dtype':7} {'mode':5} {'T':>4} {'N':>3} {'D':>3} "
-                f"{'H':>3} | {'bptt ms':>9} {'torch ms':>9} {'ratio':>6} | {'%pk':>4} "
-                f"{'torch%pk':>8} | {'gemm ms':>9} {'cap':>5} | {'load':>4}")
+                f"{'H':>3} | {'bptt ms':>9} {'torch ms':>9} {'ratio':>6} {'r(min)':>6} | "
+                f"{'%pk':>4} {'torch%pk':>8} | {'gemm ms':>9} {'cap':>5} | {'load':>4}")
 
 
 def console_line(r: Record) -> str:
     cap = r.torch_s / r.gemm_s if r.torch_s and r.gemm_s else None
     return (f"{r.setting:7} {r.cell:4} {r.dtype:7} {r.mode:5} {r.T:4} {r.N:3} {r.D:3} {r.H:3} | "
-            f"{_ms(r.bptt_s)} {_ms(r.torch_s)} {_f(r.ratio, '6.2f'):>6} | "
+            f"{_ms(r.bptt_s)} {_ms(r.torch_s)} {_f(r.ratio, '6.2f'):>6} "
+            f"{_f(r.ratio_min, '6.2f'):>6} | "
             f"{r.bptt_pct_peak:4.0f} {_f(r.torch_pct_peak, '8.0f'):>8} | {_ms(r.gemm_s)} "
             f"{_f(cap, '5.2f'):>5} | {_f(r.load, '4.1f'):>4}")
 
@@ -96,8 +98,8 @@ def markdown(doc: dict) -> str:
     for s in doc["settings"]:
         lines += [setting_line(s), "",
                   "| cell | dtype | mode | T, N, D, H | bptt ms (min-max) | torch ms (min-max) "
-                  "| ratio | bptt % peak | torch % peak | gemm ms | cap | bptt MB | torch MB "
-                  "| load |", "|" + "---|" * 14]
+                  "| ratio | ratio of min | bptt % peak | torch % peak | gemm ms | cap | bptt MB "
+                  "| torch MB | load |", "|" + "---|" * 15]
         for r in doc["records"]:
             if r["setting"] != s["name"]:
                 continue
@@ -108,6 +110,7 @@ def markdown(doc: dict) -> str:
                 f"| {r['cell']} | {r['dtype']} | {r['mode']} | {r['T']}, {r['N']}, {r['D']}, "
                 f"{r['H']} | {r['bptt_s'] * 1e3:.3f} ({r['bptt_min_s'] * 1e3:.3f}-"
                 f"{r['bptt_max_s'] * 1e3:.3f}) | {tms} | **{_f(r['ratio'], '.2f')}** "
+                f"| {_f(r.get('ratio_min'), '.2f')} "
                 f"| {r['bptt_pct_peak']:.0f} | {_f(r['torch_pct_peak'], '.0f')} "
                 f"| {_f(r['gemm_s'] and r['gemm_s'] * 1e3, '.3f')} | {_f(cap, '.2f')} "
                 f"| {_f(r.get('bptt_mem_mb'), '.1f')} | {_f(r.get('torch_mem_mb'), '.1f')} "
