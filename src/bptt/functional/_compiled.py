@@ -1,5 +1,7 @@
 """The compiled fast path (the optional ``bptt[fast]`` extra, numba): batch of one, whole loop.
 
+Cells: the vanilla RNN, the LSTM and the GRU (its equations: ``gru.py``).
+
 At batch 1 a NumPy step is a handful of calls on arrays of a few hundred numbers, so the time is
 per-call overhead (about 1 us a call), not arithmetic. Here each sequence forward and backward
 is ONE compiled call over all T steps (the input GEMM x Wx and the post-loop weight GEMMs stay in
@@ -10,7 +12,7 @@ Layout (public, time-major; N = 1 so the batch axis is dropped):
     XW (T, G)     x_t Wx + b for every step (one GEMM before the loop)
     Hs (T+1, H)   hidden states, Hs[0] = h0
     Cs (T+1, H)   LSTM cell states, Cs[0] = c0
-    A  (T, 4H)    LSTM activated gates i, f, g, o
+    A  (T, 4H)    LSTM activated gates i, f, g, o; GRU r, z, n and hn = h_{t-1} Wh_n + b_hn
     TC (T, H)     LSTM tanh(c_t)
     dZ (T, G)     dL/dz_t, the gradient of the public pre-activations
     hold (T,)     True where the state is held (mask False); length 0 when nothing is held
@@ -245,3 +247,68 @@ def lstm1_backward(dH, dc_last, Cs, A, TC, Wh, hold, dZ, dh0, dc0):
         _matvec_t(dh_next, Wh, dZ[t])
     dh0[:] = dh_next
     dc0[:] = dc
+
+
+# ----------------------------------------------------------------------------------------------
+# GRU, batch 1 (gates r, z, n along 3H; b_hn the candidate's recurrent bias, see gru.py)
+
+
+@njit(fastmath=FM, error_model="numpy", cache=True)
+def gru1_forward(XW, Wh, bhn, hold, Hs, A):
+    """Hs[t+1] = (1 - z) n + z Hs[t]; A[t] = (r, z, n, hn) with hn = Hs[t] Wh_n + b_hn."""
+    T, G = XW.shape
+    H = G // 3
+    zh = np.empty(G, dtype=XW.dtype)
+    for t in range(T):
+        if hold.shape[0] and hold[t]:
+            Hs[t + 1] = Hs[t]
+            A[t] = 0.0
+            continue
+        zh[:] = 0.0
+        _matvec_acc(zh, Hs[t], Wh)
+        for j in range(H):
+            r = _sigmoid(np.float64(XW[t, j]) + zh[j])
+            z = _sigmoid(np.float64(XW[t, H + j]) + zh[H + j])
+            hn = np.float64(zh[2 * H + j]) + bhn[j]
+            n = _tanh(XW[t, 2 * H + j] + r * hn)
+            A[t, j] = r
+            A[t, H + j] = z
+            A[t, 2 * H + j] = n
+            A[t, 3 * H + j] = hn
+            Hs[t + 1, j] = n + z * (Hs[t, j] - n)
+
+
+@njit(fastmath=FM, error_model="numpy", cache=True)
+def gru1_backward(dH, Hs, A, Wh, hold, dZx, dZh, dh0):
+    """dZx[t] = dL/dzx_t (r, z, n), dZh[t] = dL/dzh_t (r, z, n: its n part is dL/db_hn per
+    step); dh0 (out) = dL/dh0."""
+    T, H = dH.shape
+    dh_next = np.zeros(H, dtype=dH.dtype)
+    dh = np.empty(H, dtype=dH.dtype)
+    for t in range(T - 1, -1, -1):
+        if hold.shape[0] and hold[t]:
+            dZx[t] = 0.0
+            dZh[t] = 0.0
+            for j in range(H):
+                dh_next[j] += dH[t, j]
+            continue
+        for j in range(H):
+            d = np.float64(dH[t, j]) + dh_next[j]
+            r = np.float64(A[t, j])
+            z = np.float64(A[t, H + j])
+            n = np.float64(A[t, 2 * H + j])
+            hn = np.float64(A[t, 3 * H + j])
+            dan = d * (1.0 - z) * (1.0 - n * n)
+            dar = dan * hn * r * (1.0 - r)
+            daz = d * (Hs[t, j] - n) * z * (1.0 - z)
+            dZx[t, j] = dar
+            dZx[t, H + j] = daz
+            dZx[t, 2 * H + j] = dan
+            dZh[t, j] = dar
+            dZh[t, H + j] = daz
+            dZh[t, 2 * H + j] = dan * r
+            dh[j] = d * z
+        _matvec_t(dh_next, Wh, dZh[t])
+        for j in range(H):
+            dh_next[j] += dh[j]
+    dh0[:] = dh_next

@@ -1,7 +1,7 @@
 """Where the engine hands a sequence to the compiled fast path (``bptt[fast]``, numba).
 
-Today: a batch of one (N = 1) through the vanilla RNN or the LSTM, every dtype, masks and c0
-included. There the NumPy loop's time is per-call overhead, and ``_compiled`` runs each
+Today: a batch of one (N = 1) through the vanilla RNN, the LSTM or the GRU, every dtype, masks,
+c0 and b_hn included. There the NumPy loop's time is per-call overhead, and ``_compiled`` runs each
 sequence's whole time loop as one compiled call (see its docstring). ``recurrence_forward``
 asks ``handles(cell, x)`` and ``recurrence_backward`` asks ``owns(cache)``; everything else
 takes the NumPy path, which is also the whole engine when numba is not installed.
@@ -24,7 +24,7 @@ from bptt.functional import recurrence as rec
 
 _state = {"on": os.environ.get("BPTT_FAST", "1") != "0"
           and importlib.util.find_spec("numba") is not None}
-CELLS = ("rnn", "lstm")
+CELLS = ("rnn", "lstm", "gru")
 
 
 def _kernels():
@@ -59,7 +59,7 @@ class Batch1:
 
     Hs: np.ndarray              # (T+1, H)
     Cs: np.ndarray | None       # (T+1, H) LSTM cell states
-    A: np.ndarray | None        # (T, 4H) LSTM gates
+    A: np.ndarray | None        # (T, 4H) LSTM gates i, f, g, o; GRU r, z, n, hn
     TC: np.ndarray | None       # (T, H) LSTM tanh(c_t)
     hold1: np.ndarray           # (T,) bool, or (0,) when nothing is held
 
@@ -69,7 +69,8 @@ def owns(cache) -> bool:
 
 
 def forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
-            b: np.ndarray, mask: np.ndarray | None, c0: np.ndarray | None, store: bool):
+            b: np.ndarray, mask: np.ndarray | None, c0: np.ndarray | None,
+            bh: np.ndarray | None, store: bool):
     """``recurrence_forward`` for N = 1: (h (1, T, H), last (1, H) or None, cache or None)."""
     K = _kernels()
     _, T, _ = x.shape
@@ -85,6 +86,9 @@ def forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
     last = None
     if cell.name == "rnn":
         K.rnn1_forward(XW, Wh, hold1, Hs)
+    elif cell.name == "gru":
+        A = np.empty((T, 4 * H), dtype=dt)
+        K.gru1_forward(XW, Wh, bh, hold1, Hs, A)
     elif store:
         Cs = np.empty((T + 1, H), dtype=dt)
         Cs[0] = 0.0 if c0 is None else c0[0]
@@ -100,7 +104,7 @@ def forward(cell, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, Wh: np.ndarray,
     if not store:
         return h, last, None
     cache = rec.RecurrenceCache(cell, x, Hs.T[:, :, None], Wx, Wh, hold, holds,
-                                Batch1(Hs, Cs, A, TC, hold1))
+                                Batch1(Hs, Cs, A, TC, hold1), bh)
     return h, last, cache
 
 
@@ -113,8 +117,13 @@ def backward(dh: np.ndarray, cache, dlast: np.ndarray | None):
     dH = np.ascontiguousarray(dh[0])                    # (T, H)
     dZ = np.empty((T1 - 1, Wh.shape[1]), dtype=dt)      # (T, G)
     dh0 = np.empty(H, dtype=dt)
-    dc0 = None
-    if st.Cs is None:
+    dc0 = dbh = None
+    if cache.cell.name == "gru":
+        dZh = np.empty_like(dZ)
+        K.gru1_backward(dH, st.Hs, st.A, Wh, st.hold1, dZ, dZh, dh0)
+        dWh = st.Hs[:-1].T @ dZh                        # (H, 3H)
+        dbh = dZh[:, 2 * H:].sum(axis=0)                # (H,)
+    elif st.Cs is None:
         K.rnn1_backward(dH, st.Hs, Wh, st.hold1, dZ, dh0)
     else:
         dc_last = np.zeros(H, dtype=dt) if dlast is None else np.ascontiguousarray(dlast[0])
@@ -123,6 +132,7 @@ def backward(dh: np.ndarray, cache, dlast: np.ndarray | None):
         dc0 = dc0[None]
     dx = (dZ @ Wx.T)[None]                              # (1, T, D)
     dWx = x[0].T @ dZ                                   # (D, G)
-    dWh = st.Hs[:-1].T @ dZ                             # (H, G)
+    if dbh is None:
+        dWh = st.Hs[:-1].T @ dZ                         # (H, G)
     db = dZ.sum(axis=0)                                 # (G,)
-    return rec.RecurrenceGrads(dx, dh0[None], dc0, dWx, dWh, db, None)
+    return rec.RecurrenceGrads(dx, dh0[None], dc0, dWx, dWh, db, dbh)

@@ -257,7 +257,7 @@ def recurrence_forward(cell: AnyCell, x: np.ndarray, h0: np.ndarray, Wx: np.ndar
     is None; h and last_extra are the same.
     """
     if fastpath.handles(cell, x):                                      # compiled (bptt[fast])
-        return fastpath.forward(cell, x, h0, Wx, Wh, b, mask, c0, store)
+        return fastpath.forward(cell, x, h0, Wx, Wh, b, mask, c0, bh, store)
     N, T, D = x.shape
     H = h0.shape[1]
     G = cell.gates * H
