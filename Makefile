@@ -22,7 +22,7 @@ setup: $(BIN)/python
 
 setup-test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,test,tasks,mpi]'
+	$(BIN)/pip install -q -e '.[train,test,tasks,mpi,bench,fast]'
 
 train: setup
 	$(BIN)/bptt train
