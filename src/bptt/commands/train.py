@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--preset", choices=["default", "shakespeare", "tiny"], default=None,
                    help="option set: default (the main job), shakespeare (the 30-minute "
                         "tiny-shakespeare benchmark), tiny (a seconds-long smoke run)")
+    g.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="read options from a TOML file (keys: these options without the "
+                        "dashes, plus corpus = [files], preset, out); options given here "
+                        "override it")
     opt(g, "--seed", int, "random seed (weights, dropout, samples)", "N")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar, reports or samples on the console (files are still "
@@ -139,11 +143,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from bptt.charlm.console import Console
+    from bptt.charlm.tomlconfig import merge_config_file
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
+    given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
     console = Console(quiet=args.quiet)
     if args.resume:
         if args.paths or args.out or args.preset:

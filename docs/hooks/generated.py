@@ -1,6 +1,7 @@
 """MkDocs hook: replace ``<!-- bptt-cli-help -->`` in a page with the ``--help`` of ``bptt`` and
 of every subcommand, generated from ``bptt.cli.build_parser()`` at build time (never copied by
-hand, so the page cannot drift from the code)."""
+hand, so the page cannot drift from the code), and ``<!-- bptt-changelog -->`` with the
+repository's CHANGELOG.md (one file, shown in the site)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 MARKER = "<!-- bptt-cli-help -->"
+CHANGELOG = "<!-- bptt-changelog -->"
+ROOT = Path(__file__).resolve().parents[2]
 WIDTH = "100"                       # argparse wraps to $COLUMNS: fixed, so builds are identical
 
 
@@ -17,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     try:
         from bptt.cli import build_parser
     except ImportError:             # building from a source checkout without installing
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+        sys.path.insert(0, str(ROOT / "src"))
         from bptt.cli import build_parser
     return build_parser()
 
@@ -46,6 +49,8 @@ def cli_markdown() -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown:
-        return markdown
-    return markdown.replace(MARKER, cli_markdown())
+    if CHANGELOG in markdown:
+        markdown = markdown.replace(CHANGELOG, (ROOT / "CHANGELOG.md").read_text("utf-8"))
+    if MARKER in markdown:
+        markdown = markdown.replace(MARKER, cli_markdown())
+    return markdown
