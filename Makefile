@@ -24,7 +24,7 @@ setup: $(BIN)/python
 
 setup-test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,test,tasks,docs]'
+	$(BIN)/pip install -q -e '.[train,test,tasks,docs,tensorboard]'
 
 train: setup
 	$(BIN)/bptt train

@@ -136,6 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--eval-chars", int, "validation characters per evaluation; 0 = all", "N")
     opt(g, "--sample-chars", int, "characters sampled at each evaluation; 0 = none", "N")
     opt(g, "--sample-temperature", float, "temperature of those samples", "T")
+    g.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log metrics.jsonl's scalars and the samples as TensorBoard events "
+                        "in DIR (needs tensorboardX)")
     p.set_defaults(func=run)
 
 
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from bptt.charlm.console import Console
+    from bptt.charlm.tensorboard import mirroring, open_writer, run_path
     from bptt.charlm.tomlconfig import merge_config_file
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
@@ -150,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
     given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
+    tensorboard = open_writer(args.tensorboard)                 # --tensorboard DIR, or None
     console = Console(quiet=args.quiet)
     if args.resume:
         if args.paths or args.out or args.preset:
@@ -161,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
         trainer = Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
-    result = trainer.run(stop_at=args.stop_at)
+    with mirroring(tensorboard, run_path(trainer)):
+        result = trainer.run(stop_at=args.stop_at)
     if result.status == 1:
         print(f"bptt train: error: {result.message}", file=sys.stderr)
     return result.status
