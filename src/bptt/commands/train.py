@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "min-char-rnn (Karpathy's min-char-rnn.py exactly: one-hot input, "
                         "1 x 100 tanh RNN, batch 1 x 25, summed loss, clip 5, its Adagrad, "
                         "0.01 init)")
+    g.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="read options from a TOML file (keys: these options without the "
+                        "dashes, plus corpus = [files], preset, out); options given here "
+                        "override it")
     opt(g, "--seed", int, "random seed (weights, dropout, samples)", "N")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar, reports or samples on the console (files are still "
@@ -150,6 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--eval-chars", int, "validation characters per evaluation; 0 = all", "N")
     opt(g, "--sample-chars", int, "characters sampled at each evaluation; 0 = none", "N")
     opt(g, "--sample-temperature", float, "temperature of those samples", "T")
+    g.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log metrics.jsonl's scalars and the samples as TensorBoard events "
+                        "in DIR (needs tensorboardX)")
     p.set_defaults(func=run)
 
 
@@ -157,12 +164,15 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from bptt.charlm.console import Console
+    from bptt.charlm.tensorboard import mirroring, open_writer, run_path
+    from bptt.charlm.tomlconfig import merge_config_file
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
     from bptt.distributed import world
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
+    given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
     if args.stop_at is not None and args.stop_at < 1:
         raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
     cfg = None
@@ -191,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
             trainer.rundir.close()
         raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
                         f"{trainer.counters.step}; give a later step")
-    result = trainer.run(stop_at=args.stop_at)
+    tensorboard = open_writer(args.tensorboard) if trainer.writes else None   # --tensorboard
+    with mirroring(tensorboard, run_path(trainer)):
+        result = trainer.run(stop_at=args.stop_at)
     if result.status == 1 and trainer.writes:
         print(f"bptt train: error: {result.message}", file=sys.stderr)
     return result.status
