@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
     given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
+    # --tensorboard DIR (refused before the run starts when tensorboardX is missing); process 0
+    tensorboard = open_writer(args.tensorboard) if world().rank == 0 else None
     if args.stop_at is not None and args.stop_at < 1:
         raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
     cfg = None
@@ -201,7 +203,6 @@ def run(args: argparse.Namespace) -> int:
             trainer.rundir.close()
         raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
                         f"{trainer.counters.step}; give a later step")
-    tensorboard = open_writer(args.tensorboard) if trainer.writes else None   # --tensorboard
     with mirroring(tensorboard, run_path(trainer)):
         result = trainer.run(stop_at=args.stop_at)
     if result.status == 1 and trainer.writes:
