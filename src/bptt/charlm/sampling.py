@@ -175,7 +175,8 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
     stop string first appears (the stop string is not included).
 
     ``state`` is the hidden state to start from (default: the model's initial state): one
-    ``(h, c)`` pair per layer, h and c (1, H) (c None for an RNN), e.g. the state carried by
+    ``(h, c)`` pair per layer, h and c (1, H) (c None without a cell state; for one layer
+    without one, h alone, (1, H) or (H,), will do), e.g. the state carried by
     training, as min-char-rnn samples from ``hprev``. The prime's symbols but the last are run
     from it; the last (or a newline without a prime) is the first input."""
     if not greedy:                        # greedy ignores temperature, top_k and top_p
@@ -214,6 +215,8 @@ def check_state(model: LanguageModel, state: list | None) -> list | None:
     if state is None:
         return None
     c = model.config
+    if isinstance(state, np.ndarray) and c.layers == 1 and c.cell != "lstm":
+        state = [(state.reshape(1, -1) if state.ndim == 1 else state, None)]   # h alone
     if not isinstance(state, (list, tuple)) or len(state) != c.layers:
         raise ValueError(f"the initial state must be a list of {c.layers} (h, c) pair(s), one "
                          f"per layer")
