@@ -359,16 +359,27 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_path: str | os.PathLi
 
 
 def load_encoded(npy_path: str | os.PathLike, meta: dict) -> EncodedCorpus:
-    """Reopen an encoded corpus written by ``prepare_corpus`` (never unpickles)."""
+    """Reopen an encoded corpus written by ``prepare_corpus`` (never unpickles); its length,
+    dtype and vocabulary checked against ``meta`` (corpus.json)."""
+    from bptt.charlm.rundir import RunDirError, check_regular_file
+
     npy_path = Path(npy_path)
-    if not npy_path.exists():
-        raise CorpusError(f"{npy_path} is missing; the run directory is incomplete")
-    ids = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-    if ids.ndim != 1 or len(ids) != meta["symbols"]:
-        raise CorpusError(f"{npy_path} does not match its corpus.json; the run directory is "
-                          f"damaged")
-    sources = [SourceInfo(**s) for s in meta["sources"]]
-    return EncodedCorpus(ids, Vocab.from_json(meta["vocab"]), sources)
+    damaged = (f"{npy_path} does not match its corpus.json; the run directory is damaged "
+               f"(start a new run with bptt train --out DIR)")
+    try:
+        check_regular_file(npy_path, "encoded corpus")
+        ids = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        vocab = Vocab.from_json(meta["vocab"])
+        sources = [SourceInfo(**s) for s in meta["sources"]]
+    except RunDirError as e:
+        raise CorpusError(f"{e}; the run directory is incomplete") from None
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        raise CorpusError(damaged) from None
+    if (ids.ndim != 1 or len(ids) != meta.get("symbols") or ids.dtype != vocab.id_dtype
+            or str(ids.dtype) != meta.get("id_dtype", str(ids.dtype))
+            or (len(ids) and int(ids.max()) >= vocab.size)):
+        raise CorpusError(damaged)
+    return EncodedCorpus(ids, vocab, sources)
 
 
 # ---------------------------------------------------------------- batching
