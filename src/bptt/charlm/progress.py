@@ -109,3 +109,11 @@ def stopped_message(c: Counters, path, why: str, stop_at: int | None) -> str:
               "interrupted": "Ctrl-C"}[why]
     return (f"stopped at step {c.step} by {reason}; checkpoint saved. Continue with: "
             f"bptt train --resume {path}")
+
+
+def loss_plot(records: list[dict], cfg: TrainConfig) -> bytes | None:
+    """loss.png of the metrics so far (ImportError without matplotlib)."""
+    from bptt.analysis.plots import training_losses
+
+    return training_losses(records, f"{cfg.corpus_name}: {cfg.layers}-layer "
+                                    f"{cfg.cell.upper()}, hidden {cfg.hidden}")
