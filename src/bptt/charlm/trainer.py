@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt import __version__
-from bptt.charlm.checkpoint import dumps, save_checkpoint
+from bptt.charlm.checkpoint import dumps, finite_json, save_checkpoint
 from bptt.charlm.clock import Clock
 from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.trainer is the public entry)
     PRESETS,
@@ -51,7 +51,6 @@ from bptt.charlm.progress import (
     diverged_message,
     done_message,
     eval_line,
-    finite_or_none,
     fmt_rate,
     loss_plot,
     metrics_record,
@@ -292,7 +291,7 @@ class Trainer:
         self.clock.add_eval(c, time.perf_counter() - t0)
         rec["elapsed_s"] = rec["time_s"] = round(c.elapsed_s, 3)
         self.records.append(rec)
-        run.append_record("metrics.jsonl", finite_or_none(rec))
+        run.append_record("metrics.jsonl", finite_json(rec))
         if sample:
             run.append_text("samples.txt", f"=== step {c.step}, val {val:.3f} nats/char, "
                                            f"temperature {cfg.sample_temperature} ===\n"
