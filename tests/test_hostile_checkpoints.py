@@ -280,3 +280,23 @@ def test_import_into_a_used_directory_or_a_file_is_refused(exported, tmp_path):
     (tmp_path / "f").write_text("x")
     refused(["import", exported, tmp_path / "f"])
     assert (used / "mine.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", ["truncated-half", "random", "vocab-huge", "missing-model",
+                                    "cell", "wrong-dtype-f64", "missing-param", "arr-fifo",
+                                    "train-list", "corpus-other-vocab"])
+def test_damaged_checkpoints_are_one_line_for_report(run, damage):
+    if damage == "train-list":
+        for which in ("last", "best"):
+            edit_json(run / f"{which}.json", set_key(["train"], [1]))
+    elif damage == "corpus-other-vocab":
+        edit_json(run / "corpus.json", set_key(["vocab", "symbols"], [10, 32, 65]))
+    else:
+        _damage(run, damage)
+    before = tree(run)
+    rc, _, err = cli(["report", run])
+    if damage == "train-list":               # the model loads; the report needs no train options
+        assert rc == 0, err
+        return
+    refused(["report", run])
+    assert tree(run) == before
