@@ -13,9 +13,10 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``data.Stream
     a non-finite loss, gradient, parameter or validation loss -> roll back to the last snapshot
                       and lower the lr (give up after max_rollbacks in a row)
 
-The parts: ``rundir.RunDir`` (the files, marker and lock), ``state.TrainState`` (what a step
-changes, and its checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed
-and logged). Randomness comes only from ``np.random.Generator`` objects derived from ``seed``:
+The parts: ``rundir.RunDir`` (the files, marker and lock), ``opening`` (a new run built, or a
+checkpoint read back and validated), ``state.TrainState`` (what a step changes, and its
+checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed and logged), and
+``bptt.optim.train_step`` (clipping and the update, shared with the task loop). Randomness comes only from ``np.random.Generator`` objects derived from ``seed``:
 one for the initial weights, one for dropout (its state is checkpointed), and one per
 evaluation for the printed sample, so evaluation never changes training.
 """
