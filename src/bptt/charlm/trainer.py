@@ -16,9 +16,11 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``data.Stream
 The parts: ``rundir.RunDir`` (the files, marker and lock), ``opening`` (a new run built, or a
 checkpoint read back and validated), ``state.TrainState`` (what a step changes, and its
 checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed and logged), and
-``bptt.optim.train_step`` (clipping and the update, shared with the task loop). Randomness comes only from ``np.random.Generator`` objects derived from ``seed``:
-one for the initial weights, one for dropout (its state is checkpointed), and one per
-evaluation for the printed sample, so evaluation never changes training.
+``bptt.optim.train_step`` (clipping and the update, shared with the task loop).
+
+Randomness comes only from ``np.random.Generator`` objects derived from ``seed``: one for the
+initial weights, one for dropout (its state is checkpointed), and one per evaluation for the
+printed sample, so evaluation never changes training.
 """
 
 from __future__ import annotations
