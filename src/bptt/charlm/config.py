@@ -5,6 +5,7 @@ fields one to one (``--seq-len`` is ``seq_len``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from bptt.charlm.text import ENCODINGS
@@ -77,23 +78,38 @@ class TrainConfig:
         return self.max_steps == 0 and self.max_minutes > 0
 
     def validate(self) -> TrainConfig:
+        """Check every option's type and range (one-line ValueError naming the option and the
+        rule); the CLI calls this before it touches any file."""
         def bad(name, rule):
             value = getattr(self, name)
             raise ValueError(f"--{name.replace('_', '-')} is {value!r}; {rule}")
 
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            ok = {"int": _is_int(value), "float": _is_number(value),
+                  "float | None": value is None or _is_number(value),
+                  "str": isinstance(value, str), "bool": isinstance(value, bool),
+                  "list[str]": isinstance(value, list)}.get(kind, True)
+            if not ok:
+                bad(f.name, f"it must be {'an integer' if kind == 'int' else 'a ' + kind}")
+            if kind.startswith("float") and value is not None and not math.isfinite(value):
+                bad(f.name, "it must be a finite number")
         choices = {"cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS),
                    "schedule": list(SCHEDULES), "encoding": list(ENCODINGS),
                    "dtype": ["float32", "float64"]}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"use one of {allowed}")
-        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every"):
+        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every",
+                     "decay_every"):
             if getattr(self, name) < 1:
                 bad(name, "it must be at least 1")
         for name in ("embed", "warmup", "max_steps", "eval_chars", "sample_chars",
-                     "max_rollbacks", "decay_every"):
+                     "max_rollbacks", "seed"):
             if getattr(self, name) < 0:
                 bad(name, "it must be 0 or more")
+        if self.eval_chars == 1:
+            bad("eval_chars", "one character leaves nothing to predict: use 2 or more (0 = all)")
         for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes"):
             if not getattr(self, name) >= 0:
                 bad(name, "it must be 0 (off) or positive")
@@ -106,9 +122,11 @@ class TrainConfig:
             bad("dropout", "dropout acts between layers; use --layers 2 or more")
         if not 0 < self.val_fraction < 1:
             bad("val_fraction", "it must be in (0, 1)")
-        for name in ("beta1", "beta2", "momentum", "rho", "min_lr_ratio"):
-            if not 0 <= getattr(self, name) <= 1:
-                bad(name, "it must be in [0, 1]")
+        for name in ("beta1", "beta2", "momentum", "rho"):
+            if not 0 <= getattr(self, name) < 1:
+                bad(name, "it must be in [0, 1) (at 1 the average never moves)")
+        if not 0 <= self.min_lr_ratio <= 1:
+            bad("min_lr_ratio", "it must be in [0, 1]")
         if not 0 < self.rollback_lr_factor < 1:
             bad("rollback_lr_factor", "it must be in (0, 1)")
         if not 0 < self.decay_gamma <= 1:
@@ -181,3 +199,11 @@ def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
     return lr_at(cfg.schedule, cfg.lr, step, total=cfg.max_steps, warmup=cfg.warmup,
                  every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=cfg.lr * cfg.min_lr_ratio,
                  progress=time_frac if cfg.time_budgeted else None)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

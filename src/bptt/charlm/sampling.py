@@ -128,7 +128,7 @@ def load_for_report(run_dir: str | os.PathLike, chars: int = 20_000
 # ---------------------------------------------------------------- sampling
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    if not temperature > 0:
+    if not (temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature is {temperature}; it must be positive (use --greedy for "
                          f"the most likely character)")
     if top_k < 0:
@@ -173,7 +173,8 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
     """Sample up to ``length`` symbols after ``prime``; returns (generated text without the
     prime, unknown prime symbols that were skipped). With ``stop``, generation ends where the
     stop string first appears (the stop string is not included)."""
-    check_sampling(temperature, top_k, top_p)
+    if not greedy:                        # greedy ignores temperature, top_k and top_p
+        check_sampling(temperature, top_k, top_p)
     if length < 0:
         raise ValueError(f"length is {length}; it must be 0 or more")
     ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \

@@ -7,15 +7,18 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from bptt.cli import int_at_least
+
     p = sub.add_parser("suite", help="run every task with fixed seeds; write tables and plots",
                        description="Train and evaluate every task of the suite with fixed "
                                    "seeds, and write results.md, results.json, "
                                    "gradient_flow.png and training_curves.png to --out.")
     p.add_argument("--out", default="runs/suite", help="output folder (default runs/suite)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=int_at_least(1), default=None,
                    help="runs in parallel, one process each (default 2; under mpiexec 1 per "
                         "MPI process, and the runs are spread over the MPI processes)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per run (default 1)")
+    p.add_argument("--threads", type=int_at_least(0), default=1,
+                   help="BLAS threads per run (default 1)")
     p.add_argument("--only", nargs="+", metavar="TASK", help="run only these tasks")
     p.add_argument("--quick", action="store_true",
                    help="a few steps per run (checks the plumbing, not the results)")

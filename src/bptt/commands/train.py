@@ -145,20 +145,27 @@ def run(args: argparse.Namespace) -> int:
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
+    if args.stop_at is not None and args.stop_at < 1:
+        raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
     cfg = None
-    if args.resume:
-        if args.paths or args.out or args.preset:
+    if args.resume is not None:
+        if args.paths or args.out is not None or args.preset or args.overwrite:
             raise UserError("--resume RUN continues a run with its own corpus, directory and "
-                            "options; leave out PATH, --out and --preset")
+                            "options; leave out PATH, --out, --preset and --overwrite")
+        if not args.resume.strip():
+            raise UserError("--resume is empty; give the run directory to continue")
     else:
-        if args.stop_at is not None and args.stop_at < 1:
-            raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
 
     def build(console: Console) -> Trainer:
-        if args.resume:
-            return Trainer.resume(args.resume, console, given)
-        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        if cfg is not None:
+            return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        trainer = Trainer.resume(args.resume, console, given)
+        if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+            trainer.rundir.close()
+            raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                            f"{trainer.counters.step}; give a later step")
+        return trainer
 
     if world().size > 1:           # under mpiexec / srun: one data-parallel job
         from bptt.distributed.trainer import start_parallel

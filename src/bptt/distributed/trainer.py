@@ -309,12 +309,16 @@ def start_together(w: World, build: Callable, follower: Callable):
     """Process 0 runs ``build()`` (start or resume: every file is its business) and shares the
     trainer's state; the others make theirs with ``follower(meta, arrays, console)``. An error
     on process 0 is raised on every process as a ``WorldError`` (printed once)."""
+    from bptt.cli import UserError, os_error_message
+
     err, trainer = None, None
     if w.is_root:
         try:
             trainer = build()
-        except (ValueError, OSError, WorldError) as e:    # UserError, CorpusError, ... included
-            err = str(e)
+        except OSError as e:
+            err = os_error_message(e)
+        except (ValueError, UserError, WorldError) as e:   # CorpusError, CheckpointError, ...
+            err = " ".join(str(e).split())
     err = w.bcast_json(err)
     if err is not None:
         raise WorldError(err)
