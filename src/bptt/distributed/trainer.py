@@ -227,6 +227,7 @@ class DataParallel:
     def gathered(self, *states):
         """Collective: within the block, on process 0, the states' carried hidden state holds
         all N streams (what a checkpoint stores); yields whether this process writes."""
+        self.w.idle_barrier()                  # process 0 may still be sampling and plotting
         full = [gather_carried(st.carried, self.w) for st in states]
         if not self.is_root:
             yield False
@@ -319,6 +320,7 @@ def start_together(w: World, build: Callable, follower: Callable):
             err = os_error_message(e)
         except (ValueError, UserError, WorldError) as e:   # CorpusError, CheckpointError, ...
             err = " ".join(str(e).split())
+    w.idle_barrier()                                     # the others sleep while 0 builds
     err = w.bcast_json(err)
     if err is not None:
         raise WorldError(err)
