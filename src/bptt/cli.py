@@ -30,6 +30,9 @@ COMMANDS = [
     "bptt.commands.import_torch",
 ]
 EXIT_USAGE, EXIT_INTERNAL = 2, 70
+# The commands that run on several MPI processes (train: data-parallel; suite: runs spread out;
+# task: says why not); the others refuse to run K copies of themselves.
+MPI_COMMANDS = ("train", "suite", "task")
 
 # What to do about an OSError, by errno.
 OS_FIXES = {
@@ -146,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"bptt {args.command}"
     try:
         if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
-            dist.world()
+            size = dist.world().size
+            if size > 1 and args.command not in MPI_COMMANDS:
+                raise dist.WorldError(f"{prog} runs in one process ({size} were started); run it "
+                                      f"without mpiexec or srun")
         return int(args.func(args) or 0)
     except dist.WorldError as e:      # found alike by every process: one line, from process 0
         if dist.is_root_process():
