@@ -213,3 +213,37 @@ def test_a_killed_process_stops_the_job_and_the_checkpoint_stays(tmp_path, corpu
     rc, _, err = bptt(["train", "--resume", str(run), "--max-steps", str(meta["step"] + 5),
                        "--quiet"])
     assert rc == 0, err
+
+
+FAULT = """
+    # Process 1 raises in the middle of training (in its 6th all-reduce call).
+    import os, sys
+    if os.environ.get("PMI_RANK", "0") == "1":
+        from bptt.distributed import charlm
+        calls = [0]
+        inner = charlm.StepAllreduce.__call__
+
+        def faulty(self, *a, **k):
+            calls[0] += 1
+            if calls[0] == 6:
+                raise RuntimeError("injected fault")
+            return inner(self, *a, **k)
+        charlm.StepAllreduce.__call__ = faulty
+    from bptt.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_process_that_raises_stops_the_job_with_one_line(tmp_path, corpus):
+    fault = tmp_path / "fault.py"
+    fault.write_text(textwrap.dedent(FAULT))
+    run = tmp_path / "run"
+    t0 = time.monotonic()
+    rc, out, err = bptt(["train", str(corpus), *BASE, "--max-steps", "50", "--eval-every", "2",
+                         "--out", str(run)], n=2, prefix=[str(fault)], timeout=60)
+    assert rc != 0 and time.monotonic() - t0 < 40
+    ours = [line for line in err.splitlines() if "injected fault" in line]
+    assert len(ours) == 1 and "process rank 1 of 2" in ours[0], err
+    assert json.loads((run / "last.json").read_text())["step"] == 4      # the last checkpoint
+    rc, _, err = bptt(["sample", str(run), "--length", "20"])
+    assert rc == 0, err
