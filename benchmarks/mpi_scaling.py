@@ -65,7 +65,7 @@ def worker(name: str, global_n: int, steps: int, warmup: int) -> dict:
     import numpy as np
 
     from bptt import distributed as dist
-    from bptt.charlm.text import StreamBatcher
+    from bptt.charlm.data import StreamBatcher
     from bptt.distributed.charlm import StepAllreduce, StreamShard, stream_rows
     from bptt.optim import clip_global_norm, make_optimizer
 

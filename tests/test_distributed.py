@@ -344,7 +344,7 @@ USER_LOOP = """
     import sys
     import numpy as np
     from bptt import distributed as dist
-    from bptt.charlm.text import StreamBatcher
+    from bptt.charlm.data import StreamBatcher
     from bptt.distributed.charlm import (StepAllreduce, StreamShard, evaluate_split,
                                          gather_carried, stream_rows)
     from bptt.nn import LanguageModel, LMConfig

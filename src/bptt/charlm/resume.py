@@ -20,7 +20,7 @@ from bptt.charlm.checkpoint import (
 )
 from bptt.charlm.config import RESUME_OVERRIDABLE, TrainConfig
 from bptt.charlm.console import Console
-from bptt.charlm.evaluation import split_and_batch
+from bptt.charlm.data import split_and_batch
 from bptt.charlm.rundir import RunDir, RunDirError, check_regular_file
 from bptt.charlm.sampling import model_from_arrays
 from bptt.charlm.state import SNAPSHOT_PREFIX, Counters, TrainState

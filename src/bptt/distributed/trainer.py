@@ -211,7 +211,7 @@ class DataParallel:
         return f", {self.w.size} procs, all-reduce {self.last_ms:.1f} ms"
 
     def evaluate(self, model, ids: np.ndarray, max_chars: int) -> float:
-        from bptt.charlm.evaluation import EVAL_SEQ, EVAL_STREAMS
+        from bptt.charlm.data import EVAL_SEQ, EVAL_STREAMS
 
         return evaluate_split(model, ids, self.w, max_chars, EVAL_STREAMS, EVAL_SEQ)
 
