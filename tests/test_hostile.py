@@ -53,7 +53,8 @@ BAD_TRAIN_OPTIONS = [
     ("--eval-every", "0"), ("--snapshot-every", "0"), ("--max-steps", "-1"), ("--warmup", "-1"),
     ("--embed", "-1"), ("--stop-at", "0"), ("--stop-at", "-3"), ("--cell", "gru"),
     ("--optimizer", "foo"), ("--schedule", "linear"), ("--encoding", "latin1"),
-    ("--dtype", "float16"), ("--max-rollbacks", "-1"), ("--no-such-option", None),
+    ("--dtype", "float16"), ("--max-rollbacks", "-1"), ("--sample-chars", "1000000000"),
+    ("--no-such-option", None),
 ]
 
 
@@ -93,8 +94,9 @@ def test_any_option_value_is_one_line_or_accepted(tmp_path_factory, option, valu
 
 
 BAD_SAMPLE_OPTIONS = [
-    ["--length", "-1"], ["--temperature", "inf"], ["--temperature", "nan"],
-    ["--temperature", "-1"], ["--temperature", "0"], ["--top-k", "-1"], ["--top-p", "0"],
+    ["--length", "-1"], ["--length", "10000000000"], ["--temperature", "inf"],
+    ["--temperature", "nan"], ["--temperature", "-1"], ["--temperature", "0"], ["--top-k", "-1"],
+    ["--top-p", "0"],
     ["--top-p", "1.5"], ["--top-p", "nan"], ["--seed", "-1"], ["--checkpoint", "middle"],
     ["--prime", "\u4e2d\u6587"], ["--stop", "\u4e2d"],
 ]

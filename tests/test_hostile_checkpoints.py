@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hostile import (
     arrays_file,
@@ -280,3 +283,61 @@ def test_import_into_a_used_directory_or_a_file_is_refused(exported, tmp_path):
     (tmp_path / "f").write_text("x")
     refused(["import", exported, tmp_path / "f"])
     assert (used / "mine.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", ["truncated-half", "random", "vocab-huge", "missing-model",
+                                    "cell", "wrong-dtype-f64", "missing-param", "arr-fifo",
+                                    "train-list", "corpus-other-vocab"])
+def test_damaged_checkpoints_are_one_line_for_report(run, damage):
+    if damage == "train-list":
+        for which in ("last", "best"):
+            edit_json(run / f"{which}.json", set_key(["train"], [1]))
+    elif damage == "corpus-other-vocab":
+        edit_json(run / "corpus.json", set_key(["vocab", "symbols"], [10, 32, 65]))
+    else:
+        _damage(run, damage)
+    before = tree(run)
+    rc, _, err = cli(["report", run])
+    if damage == "train-list":               # the model loads; the report needs no train options
+        assert rc == 0, err
+        return
+    refused(["report", run])
+    assert tree(run) == before
+
+
+def _paths(doc, prefix=()):
+    """Every key path of a JSON document (objects only)."""
+    out = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out.append((*prefix, k))
+            out.extend(_paths(v, (*prefix, k)))
+    return out
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=3),
+    max_leaves=5)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_value_anywhere_in_a_checkpoint_is_accepted_or_one_line(hostile_trained,
+                                                                    tmp_path_factory, data):
+    run = tmp_path_factory.mktemp("fuzz") / "run"
+    shutil.copytree(hostile_trained, run)
+    doc = json.loads((run / "last.json").read_text())
+    path = data.draw(st.sampled_from(_paths(doc)))
+    value = data.draw(JSON_VALUES | st.just("__delete__"))
+    edit = drop_key(list(path)) if value == "__delete__" else set_key(list(path), value)
+    for which in ("last", "best"):
+        edit_json(run / f"{which}.json", edit)
+    command = data.draw(st.sampled_from([["sample", run, "--length", "3"],
+                                         ["train", "--resume", run, "--quiet"]]))
+    rc, _, err = cli(command)
+    assert "Traceback" not in err and "internal error" not in err, (path, value, err)
+    assert rc in (0, 2), (path, value, err)
+    if rc == 2:
+        refused(command)

@@ -60,8 +60,8 @@ class UserError(Exception):
 # ---------------------------------------------------------------- option types (ranges checked
 # where the option is parsed; an error is argparse's one line)
 
-def int_at_least(low: int, what: str = ""):
-    """An argparse type: an integer >= low."""
+def int_at_least(low: int, what: str = "", high: int | None = None):
+    """An argparse type: an integer >= low (and <= high when given)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -70,6 +70,8 @@ def int_at_least(low: int, what: str = ""):
         if value < low:
             rule = {0: "0 or more", 1: "at least 1"}.get(low, f"at least {low}")
             raise argparse.ArgumentTypeError(f"{value} is too small: it must be {rule}{what}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is too large: at most {high:,}{what}")
         return value
     parse.__name__ = "int"
     return parse

@@ -8,7 +8,8 @@
 - ``state``       TrainState (what a step changes) and its checkpoint form, rollback snapshot
 - ``clock``       the time budget carried across resumes, when to stop
 - ``trainer``     the training loop: truncated BPTT with carried state, evaluation, rollback
-- ``resume``      reading a run back, validated key by key, to continue it exactly
+- ``opening``     a new run (corpus encoded, model built) or an existing one read back, validated
+                  key by key, to continue it exactly
 - ``progress``    what a run prints and logs
 - ``memory``      memory estimates checked before anything is allocated
 - ``checkpoint``  safetensors + JSON checkpoints with a versioned schema, never pickled

@@ -115,9 +115,18 @@ def load_for_report(run_dir: str | os.PathLike, chars: int = 20_000
         cmeta = json.loads((run_dir / "corpus.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if not isinstance(cmeta, dict):
+        return None
     loaded = load(run_dir)
     corpus = load_encoded(run_dir / "corpus.npy", cmeta)
-    _, val = corpus.split(float(loaded.meta.get("train", {}).get("val_fraction", 0.1)))
+    train = loaded.meta.get("train")
+    frac = train.get("val_fraction") if isinstance(train, dict) else None
+    if not (isinstance(frac, float) and 0 < frac < 1):
+        frac = 0.1
+    if corpus.vocab != loaded.vocab:
+        raise CheckpointError(f"{run_dir}: the encoded corpus does not match the checkpoint's "
+                              f"vocabulary; the run directory is damaged")
+    _, val = corpus.split(frac)
     ids = np.asarray(val[:chars], dtype=np.int64)
     vocab = loaded.vocab
     chars_of = [chr(s) for s in vocab.symbols]

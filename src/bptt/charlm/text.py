@@ -5,10 +5,12 @@ A corpus is read twice, in fixed-size chunks, so memory stays bounded whatever t
 1. ``build_vocab``: validate UTF-8 (or take raw bytes), hash the bytes, collect the distinct
    symbols (Unicode code points, or byte values in byte mode) and count them;
 2. ``encode_files``: map every symbol to its index in the sorted vocabulary and write the ids into
-   a ``.npy`` file (uint8 for up to 256 symbols, uint16 or uint32 above), opened memory-mapped.
+   a ``.npy`` file (uint8 for up to 256 symbols, uint16 or uint32 above) with ordinary writes,
+   then reopen it memory-mapped read-only.
 
 The vocabulary is the sorted list of distinct code points: the same text always gives the same
-ids (min-char-rnn's ``list(set(data))`` does not). Symbols: N streams, T steps, V vocabulary.
+ids (min-char-rnn's ``list(set(data))`` does not). A UTF-8 byte-order mark at the start of a file
+is dropped (it is not text). Every file is checked to be a regular file before it is opened.
 """
 
 from __future__ import annotations

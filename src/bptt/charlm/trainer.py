@@ -13,11 +13,14 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``data.Stream
     a non-finite loss, gradient, parameter or validation loss -> roll back to the last snapshot
                       and lower the lr (give up after max_rollbacks in a row)
 
-The parts: ``rundir.RunDir`` (the files, marker and lock), ``state.TrainState`` (what a step
-changes, and its checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed
-and logged). Randomness comes only from ``np.random.Generator`` objects derived from ``seed``:
-one for the initial weights, one for dropout (its state is checkpointed), and one per
-evaluation for the printed sample, so evaluation never changes training.
+The parts: ``rundir.RunDir`` (the files, marker and lock), ``opening`` (a new run built, or a
+checkpoint read back and validated), ``state.TrainState`` (what a step changes, and its
+checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed and logged), and
+``bptt.optim.train_step`` (clipping and the update, shared with the task loop).
+
+Randomness comes only from ``np.random.Generator`` objects derived from ``seed``: one for the
+initial weights, one for dropout (its state is checkpointed), and one per evaluation for the
+printed sample, so evaluation never changes training.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt import __version__
-from bptt.charlm.checkpoint import dumps, finite_json, save_checkpoint
+from bptt.charlm.checkpoint import finite_json, save_checkpoint
 from bptt.charlm.clock import Clock
 from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.trainer is the public entry)
     PRESETS,
@@ -45,7 +48,8 @@ from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.traine
 from bptt.charlm.console import Console, GracefulInterrupt
 from bptt.charlm.corpora import default_run_dir, resolve_corpus
 from bptt.charlm.data import evaluate, split_and_batch
-from bptt.charlm.memory import check_fits, n_parameters, training_bytes
+from bptt.charlm.memory import check_fits, training_bytes
+from bptt.charlm.opening import load_run, new_run
 from bptt.charlm.progress import (
     describe,
     diverged_message,
@@ -56,11 +60,10 @@ from bptt.charlm.progress import (
     metrics_record,
     stopped_message,
 )
-from bptt.charlm.resume import load_run
-from bptt.charlm.rundir import RunDir, atomic_write_bytes, atomic_write_text
+from bptt.charlm.rundir import RunDir, atomic_write_bytes
 from bptt.charlm.sampling import generate
 from bptt.charlm.state import Counters, TrainState, copy_carried, snapshot_checkpoint
-from bptt.charlm.text import EncodedCorpus, prepare_corpus
+from bptt.charlm.text import EncodedCorpus
 from bptt.functional._validate import NonFiniteError
 from bptt.nn import LanguageModel
 from bptt.optim import Clipping, Optimizer, make_optimizer, train_step
@@ -141,29 +144,10 @@ class Trainer:
     @classmethod
     def _build(cls, cfg: TrainConfig, run: RunDir, console: Console, notes: list[str]
                ) -> Trainer:
-        """Encode the corpus, build the model, write config.json and the step-0 checkpoint."""
-        for name in ("metrics.jsonl", "samples.txt", "samples.jsonl", "train.log"):
-            (run / name).unlink(missing_ok=True)
-        console.log_path = run.log_path
-        for line in notes:
-            console.info(line)
-        corpus = prepare_corpus(cfg.corpus, run / "corpus.npy", cfg.encoding)
-        atomic_write_text(run / "corpus.json", dumps(corpus.meta()))
-        split_and_batch(corpus, cfg)          # a text too short fails before the model is built
-        mcfg = cfg.model_config(corpus.vocab.size)
-        check_fits(training_bytes(mcfg, cfg.batch, cfg.seq_len),
-                   f"the model ({n_parameters(mcfg):,} parameters, vocabulary "
-                   f"{corpus.vocab.size}) at batch {cfg.batch} x {cfg.seq_len}",
-                   "use a smaller --hidden, --layers, --embed, --batch or --seq-len")
-        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
-        model = LanguageModel(mcfg, np.random.default_rng(seeds[0]))
+        """A new run's Trainer (``opening.new_run``) and its step-0 checkpoint."""
+        r = new_run(cfg, run, console, notes)
         opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
-        state = TrainState(model.params, opt.init(model.params), None, Counters(),
-                           np.random.default_rng(seeds[1]))
-        trainer = cls(cfg, run, console, corpus, model, opt, state, None, [])
-        atomic_write_text(run / "config.json", dumps(
-            {"train": asdict(cfg), "model": model.config.to_dict(),
-             "parameters": trainer.n_params, "bptt_version": __version__}))
+        trainer = cls(cfg, run, console, r.corpus, r.model, opt, r.state, None, [])
         trainer.save()                        # step 0: there is always a good checkpoint
         return trainer
 

@@ -17,7 +17,9 @@ examples:
 The run directory holds metrics.jsonl (one JSON object per evaluation: step, train_loss,
 val_loss in nats/char, val_bits, lr, grad_norm, clip_rate, chars_per_s, elapsed_s), loss.png,
 samples.txt, train.log, config.json, corpus.npy (the text as integer ids), last.json and
-best.json (checkpoints; arrays in checkpoints/*.safetensors).
+best.json (checkpoints; arrays in checkpoints/*.safetensors), and .bptt-run (the marker) and
+.lock (held by the one process training in it). bptt writes a run only into a new or empty
+directory or one of its own runs; see docs/reliability.md.
 """
 
 
