@@ -321,8 +321,7 @@ class Trainer:
                                            f"{sample}\n\n")
             run.append_record("samples.jsonl", {"step": c.step, "text": sample,
                                                 "temperature": cfg.sample_temperature})
-        if self.writes:
-            self._plot()
+        self._plot()
         self.save(best=best)
         self.console.info(eval_line(cfg, rec, best, c.elapsed_s)
                           + (self.dp.eval_suffix(rec) if self.dp is not None else ""))
@@ -332,6 +331,8 @@ class Trainer:
 
     def _plot(self) -> None:
         """Redraw loss.png (atomically); without matplotlib, warn once and go on."""
+        if not self.writes:
+            return
         try:
             png = loss_plot(self.records, self.cfg)
         except ImportError:

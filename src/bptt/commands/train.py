@@ -190,9 +190,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
 
     def build(console: Console) -> Trainer:
-        if args.resume is not None:
-            return Trainer.resume(args.resume, console, given)
-        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        if cfg is not None:
+            return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        trainer = Trainer.resume(args.resume, console, given)
+        if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+            trainer.rundir.close()
+            raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                            f"{trainer.counters.step}; give a later step")
+        return trainer
 
     if world().size > 1:           # under mpiexec / srun: one data-parallel job
         from bptt.distributed.trainer import start_parallel
@@ -200,11 +205,6 @@ def run(args: argparse.Namespace) -> int:
         trainer = start_parallel(args, cfg, build, world())
     else:
         trainer = build(Console(quiet=args.quiet))
-    if args.stop_at is not None and args.stop_at <= trainer.counters.step:
-        if trainer.rundir is not None:
-            trainer.rundir.close()
-        raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
-                        f"{trainer.counters.step}; give a later step")
     with mirroring(tensorboard, run_path(trainer)):
         result = trainer.run(stop_at=args.stop_at)
     if result.status == 1 and trainer.writes:
