@@ -1,4 +1,4 @@
-"""Shared test helpers: random problems, a uniform RNN/LSTM interface, step-loop references.
+"""Shared test helpers: random problems, a uniform RNN/LSTM interface, the reference loop.
 
 Everything random comes from an explicit ``np.random.Generator``; weights, biases, initial states
 and upstream gradients are random and non-zero (never ones or zeros), so a missing term in a
@@ -12,20 +12,19 @@ from collections import defaultdict
 import numpy as np
 
 from bptt.functional import (
+    STEP_CELLS,
     lstm_backward,
     lstm_backward_with_state,
     lstm_forward,
     lstm_forward_with_state,
-    lstm_step_backward,
-    lstm_step_forward,
+    reference_backward,
+    reference_forward,
     rnn_backward,
     rnn_forward,
-    rnn_step_backward,
-    rnn_step_forward,
 )
 from bptt.gradcheck import check_function, rel_error
 
-GATES = {"rnn": 1, "lstm": 4}
+GATES = {name: cell.gates for name, cell in STEP_CELLS.items()}
 GRAD_NAMES = ("x", "h0", "c0", "Wx", "Wh", "b")
 
 # Largest error measured per category in this session (printed by ``pytest --error-report``).
@@ -46,7 +45,8 @@ def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0,
 
 def problem(rng: np.random.Generator, cell: str, N: int, T: int, D: int, H: int,
             dtype: type = np.float64) -> dict[str, np.ndarray]:
-    """Random inputs and parameters of a sequence layer: x, h0, c0 (LSTM only), Wx, Wh, b."""
+    """Random inputs and parameters of a sequence layer: x, h0, c0 (LSTM only), Wx, Wh, b, and
+    b_hn (GRU only)."""
     G = GATES[cell] * H
     p = {
         "x": randn(rng, N, T, D, dtype=dtype),
@@ -55,8 +55,10 @@ def problem(rng: np.random.Generator, cell: str, N: int, T: int, D: int, H: int,
         "Wh": randn(rng, H, G, scale=0.6, dtype=dtype),
         "b": randn(rng, G, scale=0.5, dtype=dtype),
     }
-    if cell == "lstm":
+    if "c" in STEP_CELLS[cell].state:
         p["c0"] = randn(rng, N, H, scale=0.8, dtype=dtype)
+    if "b_hn" in STEP_CELLS[cell].extra:
+        p["b_hn"] = randn(rng, H, scale=0.5, dtype=dtype)
     return p
 
 
@@ -84,52 +86,20 @@ def seq_backward(cell: str, dh: np.ndarray, dc_last: np.ndarray | None,
 
 
 def step_loop_forward(cell: str, p: dict[str, np.ndarray], mask: np.ndarray | None = None):
-    """Reference forward: one step-function call per t; a masked step holds h (and c)."""
-    N, T, _ = p["x"].shape
-    h, c = p["h0"], p.get("c0")
-    hs, caches = [], []
-    for t in range(T):
-        xt = np.ascontiguousarray(p["x"][:, t])
-        if cell == "rnn":
-            hn, cache = rnn_step_forward(xt, h, p["Wx"], p["Wh"], p["b"])
-            cn = None
-        else:
-            hn, cn, cache = lstm_step_forward(xt, h, c, p["Wx"], p["Wh"], p["b"])
-        if mask is not None:
-            m = mask[:, t, None]                                    # (N, 1)
-            hn = np.where(m, hn, h)
-            cn = None if cn is None else np.where(m, cn, c)
-        h, c = hn, cn
-        hs.append(h)
-        caches.append(cache)
-    return np.stack(hs, axis=1), c, caches
+    """The reference loop's forward (``bptt.functional.reference``): (h, c_last, cache)."""
+    return reference_forward(cell, p["x"], p["h0"], p["Wx"], p["Wh"], p["b"], mask, p.get("c0"),
+                             b_hn=p.get("b_hn"))
 
 
-def step_loop_backward(cell: str, dh: np.ndarray, dc_last: np.ndarray | None, caches: list,
-                       mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Reference BPTT: reversed loop of step backward calls; a masked step passes dh/dc through."""
-    N, T, H = dh.shape
-    dh_next = np.zeros((N, H))
-    dc_next = np.zeros((N, H)) if dc_last is None else dc_last.copy()
-    grads: dict[str, np.ndarray] = {}
-    dxs = [None] * T
-    for t in reversed(range(T)):
-        dh_tot = dh[:, t] + dh_next
-        m = np.ones((N, 1), dtype=bool) if mask is None else mask[:, t, None]
-        if cell == "rnn":
-            dx, dprev_h, dWx, dWh, db = rnn_step_backward(dh_tot * m, caches[t])
-        else:
-            dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dh_tot * m, dc_next * m,
-                                                                    caches[t])
-            dc_next = np.where(m, dprev_c, dc_next)
-        dh_next = np.where(m, dprev_h, dh_tot)
-        dxs[t] = dx
-        for name, g in (("Wx", dWx), ("Wh", dWh), ("b", db)):
-            grads[name] = grads[name] + g if name in grads else g
-    grads["x"] = np.stack(dxs, axis=1)
-    grads["h0"] = dh_next
-    if cell == "lstm":
-        grads["c0"] = dc_next
+def step_loop_backward(dh: np.ndarray, dc_last: np.ndarray | None,
+                       cache) -> dict[str, np.ndarray]:
+    """The reference loop's BPTT, as {"x", "h0", ["c0",] "Wx", "Wh", "b"} gradients."""
+    g = reference_backward(dh, cache, dc_last)
+    grads = {"x": g.dx, "h0": g.dh0, "Wx": g.dWx, "Wh": g.dWh, "b": g.db}
+    if g.dc0 is not None:
+        grads["c0"] = g.dc0
+    if g.db_hn is not None:
+        grads["b_hn"] = g.db_hn
     return grads
 
 

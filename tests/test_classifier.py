@@ -103,4 +103,4 @@ def test_bad_options_are_rejected():
     with pytest.raises(ValueError, match="per-step"):
         SequenceConfig(3, 2, pooling="none", loss="mse")
     with pytest.raises(ValueError, match="cell"):
-        SequenceConfig(3, 2, cell="gru")
+        SequenceConfig(3, 2, cell="transformer")

@@ -238,47 +238,26 @@ def test_gradients_are_c_contiguous_and_public_order(cell):
 
 
 # ---------------------------------------------------------------------------------------------
-# an independent reference: the single-step functions, looped
+# an independent reference: the single-step functions, looped (bptt.functional.reference)
 
 
 def reference(cell: str, a: dict):
-    """Forward and BPTT with the readable step functions (no mask)."""
-    x, h, Wx, Wh, b = a["x"], a["h0"], a["Wx"], a["Wh"], a["b"]
-    T = x.shape[1]
-    c = a["c0"]
-    caches, hs = [], []
-    for t in range(T):
-        if cell == "rnn":
-            h, sc = F.rnn_step_forward(x[:, t], h, Wx, Wh, b)
-        else:
-            h, c, sc = F.lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
-        caches.append(sc)
-        hs.append(h)
-    dx = np.zeros_like(x)
-    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
-    dh_next = np.zeros_like(a["h0"])
-    dc_next = a["dc"].copy()
-    for t in reversed(range(T)):
-        dht = a["dh"][:, t] + dh_next
-        if cell == "rnn":
-            dx[:, t], dh_next, dwx, dwh, dbt = F.rnn_step_backward(dht, caches[t])
-        else:
-            dx[:, t], dh_next, dc_next, dwx, dwh, dbt = F.lstm_step_backward(dht, dc_next,
-                                                                             caches[t])
-        dWx += dwx
-        dWh += dwh
-        db += dbt
-    out = {"x": dx, "h0": dh_next, "Wx": dWx, "Wh": dWh, "b": db}
+    """Forward and BPTT with the reference loop -> (h, c_last or None, grads dict)."""
+    h, c, cache = F.reference_forward(cell, a["x"], a["h0"], a["Wx"], a["Wh"], a["b"], a["mask"],
+                                      a["c0"] if cell == "lstm" else None)
+    g = F.reference_backward(a["dh"], cache, a["dc"] if cell == "lstm" else None)
+    out = {"x": g.dx, "h0": g.dh0, "Wx": g.dWx, "Wh": g.dWh, "b": g.db}
     if cell == "lstm":
-        out["c0"] = dc_next
-    return np.stack(hs, axis=1), c, out
+        out["c0"] = g.dc0
+    return h, c, out
 
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("N", [1, 2, 5])
 @pytest.mark.parametrize("T", [1, 4, 9])
-def test_engine_matches_step_function_reference(cell, N, T):
-    a = make(cell, N, T, 3, 4, seed=10 + N + T)
+@pytest.mark.parametrize("masked", [False, True])
+def test_engine_matches_step_function_reference(cell, N, T, masked):
+    a = make(cell, N, T, 3, 4, seed=10 + N + T, masked=masked)
     h, c, g, _ = run(cell, a)
     h_ref, c_ref, g_ref = reference(cell, a)
     assert_close(h, h_ref, 1e-13, "h")

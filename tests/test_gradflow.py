@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 
 from bptt import functional as F
-from bptt.analysis.gradflow import (
-    gradient_flow,
-    model_gradient_flow,
-    plot_gradient_flow,
-    reference_forward,
-)
+from bptt.analysis.gradflow import gradient_flow, model_gradient_flow
+from bptt.analysis.plots import grad_norm_through_time
 from bptt.gradcheck import numerical_gradient, rel_error
 from bptt.nn import SequenceConfig, SequenceModel
 
@@ -37,7 +33,8 @@ def test_recorded_dh_t_is_the_numerical_gradient_of_each_h_t(cell, mask):
     flow = gradient_flow(cell, x, h0, Wx, Wh, b, dh_up, mask, c0)
     probe = np.zeros((N, T, H))
     num = numerical_gradient(
-        lambda: reference_forward(cell, x, h0, Wx, Wh, b, mask, c0, probe)[0], probe, dh_up)
+        lambda: F.reference_forward(cell, x, h0, Wx, Wh, b, mask, c0, probe=probe)[0], probe,
+        dh_up)
     valid = np.ones((N, T), bool) if mask is None else mask
     assert rel_error(flow.dh[valid], num[valid]) < 1e-8
     assert np.isnan(flow.norms[~valid]).all()
@@ -55,7 +52,7 @@ def test_reference_loop_agrees_with_the_engine(cell):
     fwd, bwd = (F.lstm_forward, F.lstm_backward) if cell == "lstm" else \
         (F.rnn_forward, F.rnn_backward)
     h, cache = fwd(x, h0, Wx, Wh, b, MASK)
-    ref_h, _ = reference_forward(cell, x, h0, Wx, Wh, b, MASK)
+    ref_h, _, _ = F.reference_forward(cell, x, h0, Wx, Wh, b, MASK)
     assert rel_error(h, ref_h) < 1e-13
     flow = gradient_flow(cell, x, h0, Wx, Wh, b, dh_up, MASK)
     for got, want in zip((flow.dx, flow.dh0, flow.dWx, flow.dWh, flow.db), bwd(dh_up, cache)):
@@ -84,8 +81,31 @@ def test_rnn_gradient_vanishes_and_an_open_forget_gate_carries_it():
     assert flow.saturation["f"]["open (>0.9)"] > 0.5
 
 
-def test_plot_is_written(tmp_path):
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_model_gradient_flow_with_two_and_three_layers(cell, pooling):
+    """The top layer's input is the output of the layers below: the flow's weight gradients are
+    the model's own for that layer (times N, the flow's scaling), masked batch included."""
+    rng = np.random.default_rng(4)
+    N, T, D = 3, 6, 2
+    x = rng.standard_normal((N, T, D))
+    y = rng.integers(0, 3, N)
+    for layers in (2, 3):
+        model = SequenceModel(SequenceConfig(D, 3, hidden=4, layers=layers, cell=cell,
+                                             pooling=pooling, dtype="float64"),
+                              np.random.default_rng(5))
+        flow = model_gradient_flow(model, x, y, MASK)
+        _, grads = model.loss(x, y, MASK)
+        k = layers - 1
+        for name, got in (("Wx", flow.dWx), ("Wh", flow.dWh), ("b", flow.db)):
+            assert rel_error(got, N * grads[f"rnn.l{k}.{name}"]) < 1e-12, (layers, name)
+        assert flow.dx.shape == (N, T, 4)
+        assert np.isnan(flow.norms[~MASK]).all() and np.isfinite(flow.norms[MASK]).all()
+
+
+def test_plot_is_drawn():
     pytest.importorskip("matplotlib", reason="plots need matplotlib")
-    path = tmp_path / "flow.png"
-    plot_gradient_flow({"rnn": np.logspace(-5, 0, 10), "lstm (init)": np.ones(10)}, str(path))
-    assert path.stat().st_size > 1000
+    png = grad_norm_through_time({"rnn": np.logspace(-5, 0, 10), "lstm (init)": np.ones(10)},
+                                 title="flow", relative=True)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert grad_norm_through_time({}) is None

@@ -44,7 +44,7 @@ def _run(tmp_path, cell="lstm", embed=0, layers=2, learn_h0=False):
 def _torch_logits(out, ids):
     meta = json.loads(sibling(out, ".json").read_text())
     kw = meta["rnn"]["kwargs"]
-    rnn = (torch.nn.LSTM if meta["rnn"]["module"].endswith("LSTM") else torch.nn.RNN)(**kw)
+    rnn = getattr(torch.nn, meta["rnn"]["module"].removeprefix("torch.nn."))(**kw)
     rnn = rnn.double()
     rnn.load_state_dict(st_torch.load_file(str(out)))          # strict: keys match exactly
     head = st_torch.load_file(str(sibling(out, ".head.safetensors")))
@@ -61,7 +61,8 @@ def _torch_logits(out, ids):
         return dec(rnn(x)[0]).numpy()
 
 
-@pytest.mark.parametrize("cell,embed", [("lstm", 0), ("lstm", 4), ("rnn", 0), ("rnn", 3)])
+@pytest.mark.parametrize("cell,embed", [("lstm", 0), ("lstm", 4), ("rnn", 0), ("rnn", 3),
+                                        ("gru", 0), ("gru", 4)])
 def test_exported_model_gives_the_same_logits_in_torch(tmp_path, cell, embed):
     run, model = _run(tmp_path, cell, embed)
     out = tmp_path / "model.safetensors"
@@ -74,7 +75,7 @@ def test_exported_model_gives_the_same_logits_in_torch(tmp_path, cell, embed):
     assert rel_error(ours, theirs) <= 1e-12
 
 
-@pytest.mark.parametrize("cell,embed", [("lstm", 4), ("rnn", 0)])
+@pytest.mark.parametrize("cell,embed", [("lstm", 4), ("rnn", 0), ("gru", 3)])
 def test_round_trip_bptt_torch_bptt_is_exact(tmp_path, cell, embed):
     run, model = _run(tmp_path, cell, embed)
     out = tmp_path / "m.safetensors"
@@ -132,6 +133,35 @@ def test_import_bidirectional_torch_state_dict_merges_biases(tmp_path):
     assert rel_error(h, ref) <= 1e-12
 
 
+def test_import_bidirectional_torch_gru_keeps_b_hn_apart(tmp_path):
+    torch.manual_seed(1)
+    gru = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    with torch.no_grad():
+        for prm in gru.parameters():                       # non-zero biases in both vectors
+            prm.normal_(0.0, 0.5)
+    sd = {k: v.detach().clone().contiguous() for k, v in gru.state_dict().items()}
+    path = tmp_path / "bigru.safetensors"
+    st_torch.save_file(sd, str(path))
+    stack = import_torch_stack(path)
+    assert (stack.cell, stack.num_layers, stack.bidirectional) == ("gru", 2, True)
+    for k in range(2):
+        for suffix, tsuf in (("", ""), ("_rev", "_reverse")):
+            b_ih, b_hh = sd[f"bias_ih_l{k}{tsuf}"].numpy(), sd[f"bias_hh_l{k}{tsuf}"].numpy()
+            np.testing.assert_array_equal(stack.params[f"l{k}.b{suffix}"],
+                                          b_ih + np.concatenate([b_hh[:8], np.zeros(4)]))
+            np.testing.assert_array_equal(stack.params[f"l{k}.b_hn{suffix}"], b_hh[8:])
+    x = np.random.default_rng(3).standard_normal((2, 6, 3))
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2], dtype=bool)
+    with torch.no_grad():
+        packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), [6, 4],
+                                                         batch_first=True)
+        ref = torch.nn.utils.rnn.pad_packed_sequence(gru(packed)[0], batch_first=True)[0]
+    h, _ = stack.to_module().forward(x, mask)
+    assert rel_error(h[mask], ref.numpy()[mask]) <= 1e-12
+    main(["import", str(path), str(tmp_path / "s.safetensors"), "--stack-only"])
+    assert json.loads((tmp_path / "s.json").read_text())["cell"] == "gru"
+
+
 def test_cli_stack_only_import(tmp_path, capsys):
     rnn = torch.nn.RNN(3, 5, num_layers=1).double()
     path = tmp_path / "rnn.safetensors"
@@ -145,11 +175,11 @@ def test_cli_stack_only_import(tmp_path, capsys):
 
 
 def test_unsupported_files_get_one_line_errors(tmp_path, capsys):
-    gru = torch.nn.GRU(3, 4).double()
-    path = tmp_path / "gru.safetensors"
-    st_torch.save_file({k: v.detach().contiguous() for k, v in gru.state_dict().items()},
-                       str(path))
-    with pytest.raises(InteropError, match="neither"):
+    odd = {"weight_ih_l0": torch.zeros(8, 3, dtype=torch.float64),     # 2H gate rows: no cell
+           "weight_hh_l0": torch.zeros(8, 4, dtype=torch.float64)}
+    path = tmp_path / "odd.safetensors"
+    st_torch.save_file(odd, str(path))
+    with pytest.raises(InteropError, match=r"\(8, 4\), which is none of"):
         import_torch_stack(path)
     lstm = torch.nn.LSTM(3, 4).double()
     sd = {k: v.detach().contiguous() for k, v in lstm.state_dict().items()}

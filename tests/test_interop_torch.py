@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bptt.interop.torch import (
+    GRULayerWeights,
     LayerWeights,
     layer_from_torch,
     layer_to_torch,
@@ -129,8 +130,8 @@ def test_stack_from_state_dict_rejects_bad_keys_and_shapes(edit, match):
 def test_mapping_functions_reject_bad_arguments():
     rng = np.random.default_rng(550)
     Wx, Wh, b = random_layer(rng, 3, 2, 4)
-    with pytest.raises(ValueError, match=r"^layer_to_torch: cell 'gru' is unknown"):
-        layer_to_torch(Wx, Wh, b, cell="gru")
+    with pytest.raises(ValueError, match=r"^layer_to_torch: cell 'cfc' is unknown"):
+        layer_to_torch(Wx, Wh, b, cell="cfc")
     with pytest.raises(ValueError, match=r"^layer_to_torch: Wh has 8 gate rows for H = 2; rnn"):
         layer_to_torch(Wx, Wh, b, cell="rnn")
     with pytest.raises(ValueError, match=r"^layer_to_torch: Wx has shape \(3, 4\)"):
@@ -139,16 +140,16 @@ def test_mapping_functions_reject_bad_arguments():
         layer_to_torch(Wx, Wh, b[None])
     with pytest.raises(ValueError, match=r"^layer_to_torch: Wx, Wh, b have dtypes"):
         layer_to_torch(Wx.astype(np.float32), Wh, b)
-    with pytest.raises(ValueError, match=r"^layer_from_torch: weight_hh has 6 gate rows"):
-        layer_from_torch(Wx.T[:6], Wh.T[:6])                        # a GRU-like 3H
+    with pytest.raises(ValueError, match=r"^layer_from_torch: weight_hh has 4 gate rows"):
+        layer_from_torch(Wx.T[:4], Wh.T[:4])                        # 2H: no cell has that
     with pytest.raises(ValueError, match=r"^layer_from_torch: weight_ih has shape \(7, 3\)"):
         layer_from_torch(Wx.T[:7], Wh.T)
     with pytest.raises(ValueError, match=r"^layer_from_torch: bias_hh has shape \(4,\)"):
         layer_from_torch(Wx.T, Wh.T, b, b[:4])
     with pytest.raises(ValueError, match=r"^layer_from_torch: weight_ih is a list"):
         layer_from_torch(Wx.T.tolist(), Wh.T)
-    with pytest.raises(ValueError, match=r"^stack_from_torch_state_dict: cell 'gru'"):
-        stack_from_torch_state_dict({}, "gru")
+    with pytest.raises(ValueError, match=r"^stack_from_torch_state_dict: cell 'cfc'"):
+        stack_from_torch_state_dict({}, "cfc")
     with pytest.raises(ValueError, match=r"^stack_to_torch_state_dict: layers\[1\] is a str"):
         stack_to_torch_state_dict([(Wx, Wh, b), "oops"], "lstm")
     with pytest.raises(ValueError, match=r"^stack_to_torch_state_dict: layers mixes"):
@@ -160,3 +161,37 @@ def test_mapping_functions_reject_bad_arguments():
     with pytest.raises(ValueError, match=r"^stack_to_torch_state_dict: .*'weight_ih_l1' has "
                                          r"shape \(8, 3\)"):
         stack_to_torch_state_dict([(Wx, Wh, b), (Wx, Wh, b)], "lstm")   # layer 1 needs D = H
+
+
+def test_gru_layer_maps_b_hn_into_bias_hh_and_back_exactly():
+    rng = np.random.default_rng(560)
+    D, H = 3, 4
+    Wx, Wh, b = random_layer(rng, D, H, 3)
+    b_hn = randn(rng, H)
+    t = layer_to_torch(Wx, Wh, b, b_hn=b_hn)                        # G = 3H: a GRU
+    np.testing.assert_array_equal(t["bias_ih"], b)
+    np.testing.assert_array_equal(t["bias_hh"], np.concatenate([np.zeros(2 * H), b_hn]))
+    back = layer_from_torch(**t)
+    assert isinstance(back, GRULayerWeights)
+    for a, ref in zip(back, (Wx, Wh, b, b_hn), strict=True):
+        np.testing.assert_array_equal(a, ref)
+    sd = stack_to_torch_state_dict([GRULayerWeights(Wx, Wh, b, b_hn)], "gru")
+    (again,) = stack_from_torch_state_dict(sd, "gru")
+    for a, ref in zip(again, (Wx, Wh, b, b_hn), strict=True):
+        np.testing.assert_array_equal(a, ref)
+
+
+def test_gru_mapping_errors_name_the_missing_or_misplaced_b_hn():
+    rng = np.random.default_rng(570)
+    Wx, Wh, b = random_layer(rng, 3, 2, 3)
+    with pytest.raises(ValueError, match=r"^layer_to_torch: a GRU layer needs b_hn"):
+        layer_to_torch(Wx, Wh, b, cell="gru")
+    with pytest.raises(ValueError, match=r"^layer_to_torch: b_hn has shape \(3,\)"):
+        layer_to_torch(Wx, Wh, b, b_hn=randn(rng, 3))
+    Wx4, Wh4, b4 = random_layer(rng, 3, 2, 4)
+    with pytest.raises(ValueError, match=r"^layer_to_torch: b_hn is a GRU's bias"):
+        layer_to_torch(Wx4, Wh4, b4, b_hn=randn(rng, 2))
+    with pytest.raises(ValueError, match=r"^stack_to_torch_state_dict: layers\[0\] has 3 arrays"):
+        stack_to_torch_state_dict([(Wx, Wh, b)], "gru")
+    with pytest.raises(ValueError, match=r"^stack_to_torch_state_dict: layers\[0\] has 4 arrays"):
+        stack_to_torch_state_dict([(Wx4, Wh4, b4, randn(rng, 2))], "lstm")

@@ -89,7 +89,7 @@ def test_float32_model_gives_float32_grads():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(cell="gru"), "unknown cell"),
+    (dict(cell="transformer"), "unknown cell"),
     (dict(num_layers=0), "num_layers"),
     (dict(dropout=1.0), "dropout"),
 ])

@@ -1,5 +1,6 @@
-"""Parity with PyTorch autograd (float64) through bptt.interop.torch: torch.nn.RNN (tanh) and
-torch.nn.LSTM, one layer, two-layer stacks, bidirectional stacks and packed (masked) batches.
+"""Parity with PyTorch autograd (float64) through bptt.interop.torch: torch.nn.RNN (tanh),
+torch.nn.LSTM and torch.nn.GRU, one layer, two-layer stacks, bidirectional stacks and packed
+(masked) batches.
 
 Every torch parameter is random and non-zero (bias_ih AND bias_hh, so a mapping that drops or
 doubles one of them fails), h0 and c0 are random, and the loss is sum(out * dh) + sum(h_n * dh_n)
@@ -11,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bptt.functional import gru_backward, gru_forward
 from bptt.gradcheck import rel_error
 from bptt.interop.torch import (
+    GRULayerWeights,
     LayerWeights,
     layer_from_torch,
     layer_to_torch,
@@ -33,6 +36,7 @@ def make_module(cell: str, D: int, H: int, rng: np.random.Generator, num_layers:
     kw = {"num_layers": num_layers, "bidirectional": bidirectional, "batch_first": True,
           "bias": bias}
     mod = (torch.nn.RNN(D, H, nonlinearity="tanh", **kw) if cell == "rnn"
+           else torch.nn.GRU(D, H, **kw) if cell == "gru"
            else torch.nn.LSTM(D, H, **kw)).double()
     with torch.no_grad():
         for prm in mod.parameters():
@@ -294,3 +298,143 @@ def test_torch_state_dicts_that_do_not_fit_raise_value_error():
     half = torch.nn.LSTM(3, 4).half().state_dict()
     with pytest.raises(ValueError, match=r"state_dict\['weight_ih_l0'\] has dtype torch.float16"):
         stack_from_torch_state_dict(half, "lstm")
+
+
+# --- torch.nn.GRU: its own stack runner, since a GRU layer carries b_hn -------------------------
+
+def gru_stack(layers, x, h0, dh, dhn, mask=None) -> dict:
+    """``bptt_stack`` for GRU layers (Wx, Wh, b, b_hn): torch-shaped results and gradients,
+    bias_hh's gradient being [db_r, db_z, db_hn]."""
+    bidir = isinstance(layers[0][0], tuple)
+    ndir = 2 if bidir else 1
+    inp, caches, hn = x, [], []
+    for k, entry in enumerate(layers):
+        outs = []
+        for d, (Wx, Wh, b, b_hn) in enumerate(entry if bidir else (entry,)):
+            xin = inp if d == 0 else np.ascontiguousarray(inp[:, ::-1])
+            h, cache = gru_forward(xin, h0[k * ndir + d], Wx, Wh, b, b_hn, mask)
+            outs.append(h if d == 0 else h[:, ::-1])
+            hn.append(h[:, -1])
+            caches.append(cache)
+        inp = np.concatenate(outs, axis=2)
+    res = {"out": inp, "hn": np.stack(hn), "params": {}}
+    H = h0.shape[-1]
+    dout, dh0 = dh, np.zeros_like(h0)
+    for k in reversed(range(len(layers))):
+        din = 0.0
+        for d in range(ndir):
+            idx = k * ndir + d
+            dh_d = dout[:, :, d * H:(d + 1) * H]
+            dh_d = np.array(dh_d if d == 0 else dh_d[:, ::-1])
+            dh_d[:, -1] += dhn[idx]
+            dx, dh0[idx], dWx, dWh, db, db_hn = gru_backward(dh_d, caches[idx])
+            din = din + (dx if d == 0 else dx[:, ::-1])
+            sfx = f"_l{k}" + ("_reverse" if d else "")
+            res["params"].update({"weight_ih" + sfx: dWx.T, "weight_hh" + sfx: dWh.T,
+                                  "bias_ih" + sfx: db,
+                                  "bias_hh" + sfx: np.concatenate([db[:2 * H], db_hn])})
+        dout = din
+    res.update(x=dout, h0=dh0)
+    return res
+
+
+@pytest.mark.parametrize("num_layers,bidirectional,packed", [
+    (1, False, False), (2, False, False), (2, True, False), (2, False, True)])
+def test_gru_matches_torch_gru_outputs_and_every_gradient(num_layers, bidirectional, packed):
+    """Random h0, every torch parameter random (bias_hh's n block is b_hn); packed and
+    bidirectional together is the BidirectionalStack test below (per-row reversal)."""
+    rng = np.random.default_rng(600 + 4 * num_layers + 2 * bidirectional + packed)
+    lengths, T, D, H = [5, 2, 4, 1], 5, 3, 4
+    N = len(lengths)
+    mask = np.arange(T)[None, :] < np.asarray(lengths)[:, None] if packed else None
+    mod = make_module("gru", D, H, rng, num_layers=num_layers, bidirectional=bidirectional)
+    layers = stack_from_torch_state_dict(mod.state_dict(), "gru")
+    first = layers[0][0] if bidirectional else layers[0]
+    assert isinstance(first, GRULayerWeights) and first.b_hn.shape == (H,)
+    ndir = 2 if bidirectional else 1
+    x, h0 = randn(rng, N, T, D), randn(rng, num_layers * ndir, N, H, scale=0.5)
+    dh = randn(rng, N, T, ndir * H)
+    if packed:
+        dh *= mask[:, :, None]
+    dhn = randn(rng, num_layers * ndir, N, H)
+    ref = torch_run(mod, "gru", x, h0, None, dh, dhn, None,
+                    lengths=lengths if packed else None)
+    compare(f"torch parity gru {num_layers} layer(s){' bidirectional' if bidirectional else ''}"
+            f"{' packed' if packed else ''}", gru_stack(layers, x, h0, dh, dhn, mask), ref,
+            valid=mask)
+
+
+def test_gru_bidirectional_stack_matches_torch_packed_bidirectional_gru():
+    """nn.BidirectionalStack(cell='gru') on a padded, masked batch == torch's packed
+    bidirectional GRU (zero initial states), outputs and every weight gradient."""
+    from bptt.nn.bidirectional import BidirectionalStack
+
+    rng = np.random.default_rng(620)
+    lengths, T, D, H = [5, 2, 4, 1], 5, 3, 4
+    N = len(lengths)
+    mask = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+    mod = make_module("gru", D, H, rng, num_layers=2, bidirectional=True)
+    stack = BidirectionalStack(D, H, "gru", num_layers=2)
+    for k, (fwd, rev) in enumerate(stack_from_torch_state_dict(mod.state_dict(), "gru")):
+        for sfx, lw in (("", fwd), ("_rev", rev)):
+            for name in ("Wx", "Wh", "b", "b_hn"):
+                stack.params[f"l{k}.{name}{sfx}"][...] = getattr(lw, name)
+    x, dh = randn(rng, N, T, D), randn(rng, N, T, 2 * H) * mask[:, :, None]
+    h0 = np.zeros((4, N, H))
+    ref = torch_run(mod, "gru", x, h0, None, dh, np.zeros((4, N, H)), None, lengths=lengths)
+    h, cache = stack.forward(x, mask)
+    dx, grads = stack.backward(dh, cache)
+    check("torch parity gru BidirectionalStack packed: forward", rel_error(h[mask],
+          ref["out"][mask]), PARITY_TOL, "out")
+    check("torch parity gru BidirectionalStack packed: grads", rel_error(dx, ref["x"]),
+          PARITY_TOL, "dx")
+    for k in range(2):
+        for sfx, tsfx in (("", ""), ("_rev", "_reverse")):
+            g = grads
+            ours = {"weight_ih": g[f"l{k}.Wx{sfx}"].T, "weight_hh": g[f"l{k}.Wh{sfx}"].T,
+                    "bias_ih": g[f"l{k}.b{sfx}"],
+                    "bias_hh": np.concatenate([g[f"l{k}.b{sfx}"][:2 * H], g[f"l{k}.b_hn{sfx}"]])}
+            for name, a in ours.items():
+                check("torch parity gru BidirectionalStack packed: grads",
+                      rel_error(a, ref["params"][f"{name}_l{k}{tsfx}"]), PARITY_TOL, name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gru_state_dict_round_trip_and_strict_load_reproduce_outputs(bidirectional):
+    """torch -> bptt -> torch is exact (bias_hh keeps only b_hn), loads with strict=True, and
+    bptt weights loaded into torch give bptt's outputs."""
+    rng = np.random.default_rng(630 + bidirectional)
+    mod = make_module("gru", 3, 4, rng, num_layers=2, bidirectional=bidirectional)
+    layers = stack_from_torch_state_dict(mod.state_dict(), "gru")
+    sd = stack_to_torch_state_dict(layers, "gru", as_tensors=True)
+    assert set(sd) == set(mod.state_dict())
+    for name, t in sd.items():
+        if name.startswith("bias_hh"):
+            assert torch.all(t[:8] == 0) and torch.all(t[8:] != 0)
+    fresh = make_module("gru", 3, 4, rng, num_layers=2, bidirectional=bidirectional)
+    fresh.load_state_dict(sd, strict=True)
+    back = stack_from_torch_state_dict(fresh.state_dict(), "gru")
+
+    def flat(stack):
+        return [a for e in stack for lw in (e if bidirectional else (e,)) for a in lw]
+
+    assert len(flat(back)) == 8 * (1 + bidirectional)
+    for a, b in zip(flat(back), flat(layers), strict=True):
+        np.testing.assert_array_equal(a, b)
+    if not bidirectional:
+        x, h0 = randn(rng, 2, 4, 3), randn(rng, 2, 2, 4, scale=0.5)
+        dh, dhn = randn(rng, 2, 4, 4), randn(rng, 2, 2, 4)
+        compare("torch parity gru bptt weights in torch", gru_stack(layers, x, h0, dh, dhn),
+                torch_run(fresh, "gru", x, h0, None, dh, dhn, None))
+
+
+def test_gru_layer_mapping_splits_the_recurrent_bias():
+    rng = np.random.default_rng(640)
+    mod = make_module("gru", 3, 2, rng)
+    lw = layer_from_torch(mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
+    b_ih, b_hh = mod.bias_ih_l0.detach().numpy(), mod.bias_hh_l0.detach().numpy()
+    assert isinstance(lw, GRULayerWeights)
+    np.testing.assert_array_equal(lw.b, b_ih + np.concatenate([b_hh[:4], np.zeros(2)]))
+    np.testing.assert_array_equal(lw.b_hn, b_hh[4:])
+    t = layer_to_torch(*lw[:3], cell="gru", b_hn=lw.b_hn, as_tensors=True)
+    assert torch.equal(t["bias_hh"], torch.from_numpy(np.concatenate([np.zeros(4), b_hh[4:]])))

@@ -1,7 +1,7 @@
 """Looking inside a trained character model (Karpathy, Johnson & Fei-Fei 2015, "Visualizing and
 Understanding Recurrent Networks").
 
-    trace = activation_trace(model, ids)      # h, and for an LSTM the gates i, f, o, per layer
+    trace = activation_trace(model, ids)      # h, and the gates (LSTM i, f, o; GRU r, z), per layer
     sat = gate_saturation(trace)              # fraction of time each gate is < 0.1 or > 0.9
     units = interesting_units(text, [layer["h"] for layer in trace["layers"]])
 
@@ -16,6 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from bptt import functional as F
+
+# The sigmoid gates each cell's trace records (post-activation), in report order.
+GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}
 
 # Text features that interesting_units correlates with every hidden unit, in report order.
 FEATURES = {
@@ -33,8 +36,9 @@ def activation_trace(model, ids: np.ndarray, state: list | None = None) -> dict:
     ids (T,) ints; ``state`` optionally a list of (h (1, H), c (1, H) or None) per layer to start
     from (default: the model's initial state). Returns::
 
-        {"cell": "lstm" | "rnn", "ids": (T,) ints,
-         "layers": [{"h": (T, H), and for an LSTM "i", "f", "o": (T, H) post-sigmoid}, ...],
+        {"cell": "lstm" | "gru" | "rnn", "ids": (T,) ints,
+         "layers": [{"h": (T, H), and the cell's ``GATES`` (LSTM "i", "f", "o"; GRU the reset
+                     "r" and update "z"): (T, H) post-sigmoid}, ...],
          "state": the final state, in the same form as ``state``}
 
     Arrays are float64 whatever the model's dtype. Runs in inference mode (no dropout).
@@ -50,7 +54,7 @@ def activation_trace(model, ids: np.ndarray, state: list | None = None) -> dict:
     elif len(state) != L:
         raise ValueError(f"state has {len(state)} layers; the model has {L}")
     T, H = ids.size, model.config.hidden
-    names = ("h", "i", "f", "o") if cell == "lstm" else ("h",)
+    names = ("h", *GATES.get(cell, ()))
     layers = [{n: np.empty((T, H)) for n in names} for _ in range(L)]
     state = [(h, c) for h, c in state]
     for t in range(T):
@@ -63,6 +67,9 @@ def activation_trace(model, ids: np.ndarray, state: list | None = None) -> dict:
                 h, c, cache = F.lstm_step_forward(inp, h, c, Wx, Wh, b)
                 gates = cache.gates[0]                    # (4H,) post-activation i, f, g, o
                 rec["i"][t], rec["f"][t], rec["o"][t] = gates[:H], gates[H:2 * H], gates[3 * H:]
+            elif cell == "gru":
+                h, gcache = F.gru_step_forward(inp, h, Wx, Wh, b, p[f"l{k}.b_hn"])
+                rec["r"][t], rec["z"][t] = gcache.r[0], gcache.z[0]     # (H,) each
             else:
                 h, _ = F.rnn_step_forward(inp, h, Wx, Wh, b)
             rec["h"][t] = h[0]
@@ -72,18 +79,21 @@ def activation_trace(model, ids: np.ndarray, state: list | None = None) -> dict:
 
 
 def gate_saturation(trace: dict, low: float = 0.1, high: float = 0.9) -> list[dict]:
-    """Fraction of time each LSTM gate unit is left-saturated (< low) and right-saturated (> high).
+    """Fraction of time each gate unit is left-saturated (< low) and right-saturated (> high).
 
-    Returns one dict per layer: ``{"i" | "f" | "o": {"left": (H,), "right": (H,)}}``, fractions in
-    [0, 1] over the T steps of the trace. A forget gate that is right-saturated most of the time
-    remembers across long spans; one never saturated works as a soft, input-dependent mixer.
+    Returns one dict per layer: ``{gate: {"left": (H,), "right": (H,)}}`` over the cell's
+    ``GATES`` (LSTM i, f, o; GRU r, z), fractions in [0, 1] over the T steps of the trace. A
+    forget gate (or a GRU update gate z, which keeps the old state where it is 1) that is
+    right-saturated most of the time remembers across long spans; one never saturated works as a
+    soft, input-dependent mixer.
     """
-    if trace["cell"] != "lstm":
-        raise ValueError(f"gate saturation needs an LSTM trace; this one is {trace['cell']!r}")
+    if trace["cell"] not in GATES:
+        raise ValueError(f"gate saturation needs an LSTM or GRU trace; this one is "
+                         f"{trace['cell']!r}")
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"thresholds low={low}, high={high}; need 0 <= low < high <= 1")
     return [{g: {"left": (layer[g] < low).mean(axis=0), "right": (layer[g] > high).mean(axis=0)}
-             for g in ("i", "f", "o")} for layer in trace["layers"]]
+             for g in GATES[trace["cell"]]} for layer in trace["layers"]]
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:

@@ -1,7 +1,9 @@
-"""The report's figures, drawn with matplotlib (the ``train`` extra) and returned as PNG bytes.
+"""Every figure bptt draws (the run report's, the task suite's), with matplotlib (the ``train``
+extra), returned as PNG bytes.
 
 Each function takes plain data and returns the bytes of one PNG, or None when there is nothing
-to draw. Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global state).
+to draw; callers write the bytes where they want them. Figures are built on
+``matplotlib.figure.Figure`` directly and drawn on an Agg canvas (no pyplot, no global state).
 """
 
 from __future__ import annotations
@@ -147,9 +149,11 @@ def gate_saturation(saturation: list[dict]) -> bytes | None:
     one panel per gate, coloured by layer."""
     if not saturation:
         return None
-    titles = {"i": "input gate i", "f": "forget gate f", "o": "output gate o"}
-    fig, axes = _figure(3.6, 3)
-    for ax, g in zip(axes, titles):
+    titles = {"i": "input gate i", "f": "forget gate f", "o": "output gate o",
+              "r": "reset gate r", "z": "update gate z"}
+    gates = [g for g in titles if g in saturation[0]]
+    fig, axes = _figure(3.6, len(gates))
+    for ax, g in zip(axes, gates):
         ax.plot([0, 1], [1, 0], color="#a0aec0", linewidth=0.8, linestyle="--")
         for k, layer in enumerate(saturation):
             ax.scatter(layer[g]["left"], layer[g]["right"], s=9, alpha=0.7,
@@ -167,18 +171,57 @@ def gate_saturation(saturation: list[dict]) -> bytes | None:
 
 
 @_styled
-def grad_norm_through_time(grad_norms: dict[str, list[float]]) -> bytes | None:
-    """‖dL/dh_t‖ against t for each model (log y)."""
-    series = {k: np.asarray(v, dtype=np.float64) for k, v in grad_norms.items() if len(v)}
+def grad_norm_through_time(curves: dict[str, list[float]], title: str = "",
+                           relative: bool = False) -> bytes | None:
+    """||dL/dh_t|| against t for each labelled curve (T,), log y where every value is positive.
+
+    With ``relative`` each curve is divided by its value at the last step, so models whose
+    losses differ in size compare on how fast the gradient decays going back in time. Labels
+    containing "init" are drawn dashed; labels sharing a first word share a colour (one colour
+    per model, trained and at init).
+    """
+    series = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items() if len(v)}
     if not series:
         return None
+    if relative:
+        series = {k: v / v[-1] for k, v in series.items()}
+    palette = [TRAIN, VAL, *LAYER_COLOURS]
+    colours: dict[str, str] = {}
     fig, (ax,) = _figure(3.4)
-    for n, (name, v) in enumerate(series.items()):
-        ax.plot(np.arange(v.size), v, linewidth=1.6, label=name,
-                color=[TRAIN, VAL, *LAYER_COLOURS][n % 8])
+    for name, v in series.items():
+        colour = colours.setdefault(name.split()[0], palette[len(colours) % len(palette)])
+        ax.plot(np.arange(v.size), v, linewidth=1.6, label=name, color=colour,
+                linestyle="--" if "init" in name else "-")
     if all((v > 0).all() for v in series.values()):
         ax.set_yscale("log")
-    ax.set_xlabel("time step t")
-    ax.set_ylabel(r"$\Vert\, \partial L / \partial h_t \,\Vert$")
+    ax.set_xlabel("time step t" + (" (the loss is read at the last step)" if relative else ""))
+    ax.set_ylabel(r"$\Vert\, \partial L / \partial h_t \,\Vert$"
+                  + (r" / $\Vert\, \partial L / \partial h_T \,\Vert$" if relative else ""))
+    if title:
+        ax.set_title(title)
     ax.legend(frameon=False)
+    return _png(fig)
+
+
+@_styled
+def loss_panels(panels: list[tuple[str, list[list[tuple[float, float]]]]],
+                cols: int = 4) -> bytes:
+    """A grid of small training-loss plots (log y): one panel per (title, curves), each curve a
+    list of (step, loss) points (no panels: one empty row)."""
+    rows = max(1, -(-len(panels) // cols))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * cols, 2.8 * rows), dpi=90, layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax, (title, curves) in zip(axes, panels):
+        for curve in curves:
+            steps, losses = zip(*curve)
+            ax.plot(steps, losses, linewidth=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(panels):]:
+        ax.axis("off")                                # the panels left over
+    fig.supxlabel("training step")
+    fig.supylabel("training loss")
     return _png(fig)

@@ -6,7 +6,7 @@
 The page holds the loss curves, learning rate and gradient norm with clipping events, samples
 over time, and for a character model an activation heatmap: a passage coloured by one hidden
 unit's activation, a unit selector, the units found by
-``bptt.analysis.insight.interesting_units`` and, for an LSTM, the gate saturation plot. Figures
+``bptt.analysis.insight.interesting_units`` and, for LSTM/GRU, the gate saturation plot. Figures
 are inline PNGs (``bptt.analysis.plots``); the heatmap is drawn by an inline script
 (``assets/report.js``). A Content-Security-Policy forbids every network load.
 
@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from bptt.analysis import plots
-from bptt.analysis.insight import FEATURES, activation_trace, gate_saturation, interesting_units
+from bptt.analysis.insight import (
+    FEATURES,
+    GATES,
+    activation_trace,
+    gate_saturation,
+    interesting_units,
+)
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'")
@@ -182,7 +188,7 @@ def _heatmap_section(trace: dict, text: str, units: list[dict] | None) -> tuple[
 
 
 def _saturation_section(saturation: list[dict]) -> str:
-    return ('<section id="saturation"><h2>LSTM gate saturation</h2>'
+    return ('<section id="saturation"><h2>Gate saturation</h2>'
             '<p class="note">Each point is one gate unit, placed by the fraction of the passage '
             "for which it is left-saturated (activation &lt; 0.1) and right-saturated "
             "(&gt; 0.9), as in Karpathy, Johnson &amp; Fei-Fei (2015), “Visualizing and "
@@ -211,7 +217,7 @@ def write_report(path, *, metrics: list[dict], samples: list[dict], title: str,
     measured) and optionally ``lr``, ``grad_norm`` (before clipping), ``clipped`` (bool or count),
     ``chars_per_s``, ``time_s``. samples: ``{"step": int, "text": str}`` records. trace and text:
     an ``activation_trace`` of ``text`` (len(text) = T) for the heatmap, with ``units`` from
-    ``interesting_units`` and, for an LSTM, ``saturation`` from ``gate_saturation``. grad_norms:
+    ``interesting_units`` and, for LSTM/GRU, ``saturation`` from ``gate_saturation``. grad_norms:
     ``{"rnn": [‖dL/dh_t‖ for t], "lstm": [...]}`` for the gradient-flow plot. heatmap_note: shown
     in place of the heatmap when there is no trace (for example, no checkpoint).
     """
@@ -308,7 +314,7 @@ def build_run_report(run_dir, out=None, chars: int = 1000, title: str | None = N
             trace = activation_trace(model, ids)
             kw = {"trace": trace, "text": text,
                   "units": interesting_units(text, [layer["h"] for layer in trace["layers"]])}
-            if trace["cell"] == "lstm":
+            if trace["cell"] in GATES:
                 kw["saturation"] = gate_saturation(trace)
         else:
             kw = {"heatmap_note": "The validation text has no characters of the vocabulary."}

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the state dict, *.safetensors")
     p.add_argument("out", metavar="OUT", help="run directory to create (or, with --stack-only, "
                                               "the output *.safetensors file)")
-    p.add_argument("--cell", choices=["rnn", "lstm"], default=None,
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default=None,
                    help="cell type (default: inferred from weight_hh_l0's shape)")
     p.add_argument("--stack-only", action="store_true",
                    help="import only the recurrent stack (no sidecar needed)")

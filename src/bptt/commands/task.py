@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=f"Train a model on one task and evaluate it on the task's "
                                    f"test set. Tasks: {names}.")
     p.add_argument("name", metavar="NAME", help=f"one of: {names}")
-    p.add_argument("--cell", choices=["rnn", "lstm"], default="lstm",
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm",
                    help="recurrent cell (default lstm)")
     p.add_argument("--T", type=int, default=None,
                    help="sequence length, for adding, adding1997 and copy")

@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "batches and reset when the data wraps)", "T")
 
     g = p.add_argument_group("model")
-    opt(g, "--cell", str, "recurrent cell", choices=["rnn", "lstm"])
+    opt(g, "--cell", str, "recurrent cell", choices=["rnn", "lstm", "gru"])
     opt(g, "--layers", int, "recurrent layers", "K")
     opt(g, "--hidden", int, "hidden units per layer", "H")
     opt(g, "--embed", int, "embedding size; 0 = one-hot input", "E")

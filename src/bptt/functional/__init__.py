@@ -5,6 +5,9 @@ float64 in, the same dtype out. LSTM gates along 4H in the order i, f, g, o; inp
 the left (``x @ Wx``).
 GRU gates along 3H in the order r, z, n (PyTorch's), with the candidate's recurrent bias b_hn (H,)
 kept apart from b (3H,) (see ``gru.py``).
+
+The recurrent layers run on the fast loop (``recurrence.py``); ``reference.py`` computes the
+same thing as a plain loop over the step functions, to read and to test against.
 """
 
 from bptt.functional.activations import (
@@ -31,19 +34,6 @@ from bptt.functional.lstm import (
     lstm_step_backward,
     lstm_step_forward,
 )
-from bptt.functional.recurrence import RecurrenceCache
-from bptt.functional.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from bptt.functional.temporal import (
-    embedding_backward,
-    embedding_forward,
-    temporal_affine_backward,
-    temporal_affine_forward,
-    temporal_mean_backward,
-    temporal_mean_forward,
-)
-
-# isort: split
-# Appended for sequence classification: pooling over time and a regression loss.
 from bptt.functional.pooling import (
     first_valid_index,
     last_valid_index,
@@ -56,20 +46,44 @@ from bptt.functional.pooling import (
     temporal_pick_backward,
     temporal_pick_forward,
 )
+from bptt.functional.recurrence import RecurrenceCache
+from bptt.functional.reference import (
+    STEP_CELLS,
+    ReferenceCache,
+    ReferenceGrads,
+    StepCell,
+    reference_backward,
+    reference_forward,
+)
 from bptt.functional.regression import mse_loss
+from bptt.functional.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from bptt.functional.temporal import (
+    embedding_backward,
+    embedding_forward,
+    temporal_affine_backward,
+    temporal_affine_forward,
+    temporal_mean_backward,
+    temporal_mean_forward,
+)
 
 __all__ = [
     "RecurrenceCache",
+    "ReferenceCache",
+    "ReferenceGrads",
+    "STEP_CELLS",
+    "StepCell",
     "dsigmoid_from_output",
     "dtanh_from_output",
     "embedding_backward",
     "embedding_forward",
+    "first_valid_index",
     "gru_backward",
     "gru_backward_with_state",
     "gru_forward",
     "gru_forward_with_state",
     "gru_step_backward",
     "gru_step_forward",
+    "last_valid_index",
     "log_softmax",
     "lstm_backward",
     "lstm_backward_with_state",
@@ -77,6 +91,9 @@ __all__ = [
     "lstm_forward_with_state",
     "lstm_step_backward",
     "lstm_step_forward",
+    "mse_loss",
+    "reference_backward",
+    "reference_forward",
     "rnn_backward",
     "rnn_forward",
     "rnn_step_backward",
@@ -86,19 +103,15 @@ __all__ = [
     "softmax_loss",
     "temporal_affine_backward",
     "temporal_affine_forward",
-    "temporal_mean_backward",
-    "temporal_mean_forward",
-    "temporal_softmax_loss",
-    # pooling over time and regression loss (sequence classification)
-    "first_valid_index",
-    "last_valid_index",
-    "mse_loss",
     "temporal_first_backward",
     "temporal_first_forward",
     "temporal_last_backward",
     "temporal_last_forward",
     "temporal_max_backward",
     "temporal_max_forward",
+    "temporal_mean_backward",
+    "temporal_mean_forward",
     "temporal_pick_backward",
     "temporal_pick_forward",
+    "temporal_softmax_loss",
 ]

@@ -226,8 +226,8 @@ class GRUCell:
         tmp = np.empty((2, steps, H, N), dtype=Z.dtype)
         for t0 in range(0, T, steps):
             t1 = min(T, t0 + steps)
-            GRUCell._factors_block(*(Z[t0:t1, k * H:(k + 1) * H] for k in range(5)),
-                                   tmp[:, :t1 - t0])
+            hn, r, z, n, d = (Z[t0:t1, k * H:(k + 1) * H] for k in range(5))   # (k, H, N)
+            GRUCell._factors_block(hn, r, z, n, d, tmp[:, :t1 - t0])
         if hold is not None:
             Z[:, :4 * H] *= ~hold[:, None, :]                      # (T, 1, N)
         st.zh = st.hn = st.rz = st.r = st.z = st.n = st.d = []    # forward views: stale now

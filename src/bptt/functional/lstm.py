@@ -1,4 +1,10 @@
-"""LSTM: single step (readable reference, used for sampling) and whole sequence.
+"""LSTM: one step, written plainly, and the whole sequence through the engine.
+
+The step functions are the readable definition of the cell: ``functional/reference.py`` loops
+over them (the reference BPTT that the engine is tested against and that
+``analysis/gradflow.py`` records gradients with); ``analysis/insight.py`` reads activations
+from them; and they are the place to learn the math.
+Training and sampling run whole sequences through ``lstm_forward_with_state`` (the fast loop).
 
 Gates along 4H in the order i, f, g, o (PyTorch's); in seed 001's notation i = Γu (update),
 f = Γf (forget), g = c̃ (candidate), o = Γo (output), and h is seed 001's a.

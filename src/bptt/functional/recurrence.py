@@ -1,5 +1,7 @@
 """The one backpropagation-through-time loop, generic over the cell.
 
+Read ``reference.py`` first: the same computation as a plain loop over the step functions.
+
 A cell is "two pre-activations, then a pointwise map":
 
     zx_t = x_t @ Wx + b                                      (N, G), G = gates * H

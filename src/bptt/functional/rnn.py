@@ -1,4 +1,10 @@
-"""Vanilla tanh RNN: single step (readable reference, used for sampling) and whole sequence.
+"""Vanilla tanh RNN: one step, written plainly, and the whole sequence through the engine.
+
+The step functions are the readable definition of the cell: ``functional/reference.py`` loops
+over them (the reference BPTT that the engine is tested against and that
+``analysis/gradflow.py`` records gradients with); ``analysis/insight.py`` reads activations
+from them; and they are the place to learn the math.
+Training and sampling run whole sequences through ``rnn_forward`` (the fast loop).
 
     z_t = x_t Wx + h_{t-1} Wh + b          x_t (N, D), Wx (D, H), Wh (H, H), b (H,)
     h_t = tanh(z_t)                        h_t (N, H)

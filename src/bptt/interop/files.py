@@ -4,8 +4,9 @@ Export of a character language model (``bptt export RUN --format torch OUT.safet
 
     OUT.safetensors          the recurrent stack with PyTorch's own keys and layouts
                              (weight_ih_l{k} (G, D), weight_hh_l{k} (G, H), bias_ih_l{k},
-                             bias_hh_l{k}; gates i, f, g, o), so that
-                             torch.nn.LSTM(**ctor).load_state_dict(load_file(OUT)) works as is
+                             bias_hh_l{k}; gates i, f, g, o, or r, z, n), so that
+                             torch.nn.LSTM(**ctor).load_state_dict(load_file(OUT)) (or
+                             torch.nn.GRU / torch.nn.RNN) works as is
     OUT.head.safetensors     the layers around it, in torch.nn layouts:
                              decoder.weight (V, H) and decoder.bias (V,) for torch.nn.Linear,
                              encoder.weight (V, E) for torch.nn.Embedding (embedding models only)
@@ -15,8 +16,9 @@ Export of a character language model (``bptt export RUN --format torch OUT.safet
 The logits of the exported model in PyTorch are
 ``decoder(lstm(encoder(ids) or one_hot(ids))[0])``; they equal bptt's (float64, to rounding).
 
-Import (``bptt import``) reads a torch.nn.RNN / torch.nn.LSTM state dict saved as safetensors
-(multi-layer, bidirectional; b = bias_ih + bias_hh). With the sidecar and head of an export it
+Import (``bptt import``) reads a torch.nn.RNN / LSTM / GRU state dict saved as safetensors
+(multi-layer, bidirectional; b = bias_ih + bias_hh, except a GRU's bias_hh n block, which is
+its b_hn). With the sidecar and head of an export it
 rebuilds the whole language model; with a bare state dict it gives the recurrent stack.
 """
 
@@ -64,7 +66,8 @@ def lm_to_torch_arrays(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
         raise InteropError("this model learns its initial state (learn_h0); torch.nn.LSTM has "
                            "no such parameter, so it cannot be exported faithfully")
     p = model.params
-    layers = [(p[f"rnn.l{k}.Wx"], p[f"rnn.l{k}.Wh"], p[f"rnn.l{k}.b"]) for k in range(cfg.layers)]
+    names = ("Wx", "Wh", "b", "b_hn") if cfg.cell == "gru" else ("Wx", "Wh", "b")
+    layers = [tuple(p[f"rnn.l{k}.{n}"] for n in names) for k in range(cfg.layers)]
     stack = stack_to_torch_state_dict(layers, cfg.cell)
     head = {"decoder.weight": np.ascontiguousarray(p["out.w"].T), "decoder.bias": p["out.b"]}
     D = cfg.embed if cfg.embed > 0 else cfg.vocab_size
@@ -91,7 +94,7 @@ def export_torch(loaded, out: str | Path) -> list[Path]:
     stack, head, ctor = lm_to_torch_arrays(model)
     st = _st()
     cfg = model.config
-    module = "torch.nn.LSTM" if cfg.cell == "lstm" else "torch.nn.RNN"
+    module = {"lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU", "rnn": "torch.nn.RNN"}[cfg.cell]
     head_path, json_path = sibling(out, ".head.safetensors"), sibling(out, ".json")
     meta = {"format": SIDECAR_FORMAT, "version": 1,
             "rnn": {"module": module, "kwargs": ctor, "file": out.name},
@@ -120,7 +123,8 @@ class ImportedStack:
     bidirectional: bool
     input_size: int
     hidden_size: int
-    params: dict[str, np.ndarray]     # l{k}.Wx / l{k}.Wh / l{k}.b (and *_rev when bidirectional)
+    params: dict[str, np.ndarray]     # l{k}.Wx / l{k}.Wh / l{k}.b (GRU: l{k}.b_hn), *_rev too
+                                      # when bidirectional
 
     def to_module(self, dtype=None):
         """A ``bptt.nn.RecurrentStack`` (or ``BidirectionalStack``) holding these weights."""
@@ -153,21 +157,24 @@ def _infer_cell(sd: dict[str, np.ndarray], path: Path) -> str:
     w_ih = sd.get("weight_ih_l0")
     w_hh = sd.get("weight_hh_l0")
     if w_ih is None or w_hh is None or w_hh.ndim != 2:
-        raise InteropError(f"{path} has no weight_ih_l0 / weight_hh_l0; is it a torch.nn.RNN or "
-                           f"torch.nn.LSTM state dict?")
+        raise InteropError(f"{path} has no weight_ih_l0 / weight_hh_l0; is it a torch.nn.RNN, "
+                           f"LSTM or GRU state dict?")
     G, H = w_hh.shape
     if G == 4 * H:
         return "lstm"
+    if G == 3 * H:
+        return "gru"
     if G == H:
         return "rnn"
-    raise InteropError(f"{path}: weight_hh_l0 has shape {tuple(w_hh.shape)}, which is neither "
-                       f"(H, H) (RNN) nor (4H, H) (LSTM); GRU and other cells are not supported")
+    raise InteropError(f"{path}: weight_hh_l0 has shape {tuple(w_hh.shape)}, which is none of "
+                       f"(H, H) (RNN), (4H, H) (LSTM), (3H, H) (GRU); other cells are not "
+                       f"supported")
 
 
 def import_torch_stack(path: str | Path, cell: str | None = None) -> ImportedStack:
-    """Read a torch.nn.RNN / torch.nn.LSTM state dict saved with safetensors.
+    """Read a torch.nn.RNN / LSTM / GRU state dict saved with safetensors.
 
-    ``cell`` ('rnn' or 'lstm') is inferred from weight_hh_l0's shape when not given.
+    ``cell`` ('rnn', 'lstm' or 'gru') is inferred from weight_hh_l0's shape when not given.
     """
     path = Path(path)
     sd = _read(path)
@@ -184,6 +191,8 @@ def import_torch_stack(path: str | Path, cell: str | None = None) -> ImportedSta
             params[f"l{k}.Wx{suffix}"] = lw.Wx
             params[f"l{k}.Wh{suffix}"] = lw.Wh
             params[f"l{k}.b{suffix}"] = lw.b
+            if cell == "gru":
+                params[f"l{k}.b_hn{suffix}"] = lw.b_hn
     H = params["l0.Wh"].shape[0]
     return ImportedStack(cell, len(layers), bidirectional, params["l0.Wx"].shape[0], H, params)
 

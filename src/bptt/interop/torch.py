@@ -1,6 +1,6 @@
-"""Weight mapping between bptt's recurrent layers and ``torch.nn.RNN`` / ``torch.nn.LSTM``.
+"""Weight mapping between bptt's recurrent layers and ``torch.nn.RNN`` / ``LSTM`` / ``GRU``.
 
-One layer, one direction (G = H for a tanh RNN, G = 4H for an LSTM):
+One layer, one direction (G = H for a tanh RNN, 4H for an LSTM, 3H for a GRU):
 
     bptt                                torch
     z = x @ Wx + h @ Wh + b             z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
@@ -8,13 +8,19 @@ One layer, one direction (G = H for a tanh RNN, G = 4H for an LSTM):
     Wh (H, G)                           weight_hh (G, H) = Wh.T
     b  (G,)                             bias_ih (G,) and bias_hh (G,): only their sum matters
 
-Both libraries order the LSTM gates i, f, g, o along G, so no gate block moves. A vanilla RNN maps
-to ``torch.nn.RNN(nonlinearity='tanh')``.
+Both libraries order the LSTM gates i, f, g, o and the GRU gates r, z, n along G, so no gate
+block moves. A vanilla RNN maps to ``torch.nn.RNN(nonlinearity='tanh')``.
 
 Biases: PyTorch keeps two bias vectors that only ever appear summed. Reading from PyTorch,
 ``b = bias_ih + bias_hh``. Writing to PyTorch, the whole bias goes into ``bias_ih`` and
 ``bias_hh`` is zero, so bptt -> torch -> bptt is exact. For gradients,
 dL/d bias_ih = dL/d bias_hh = dL/db.
+
+The GRU is the exception: its reset gate multiplies the candidate's recurrent bias,
+n = tanh(x W_in + b_in + r * (h W_hn + b_hn)), so bias_hh's n block is bptt's separate b_hn (H,)
+and only the r and z blocks are summed: b = bias_ih + [bias_hh_r, bias_hh_z, 0]. Writing to
+PyTorch, bias_ih = b and bias_hh = [0, 0, b_hn]. A GRU layer is a ``GRULayerWeights``
+(Wx, Wh, b, b_hn).
 
 State-dict keys of a module with ``num_layers`` L (any ``batch_first``):
 
@@ -25,8 +31,9 @@ Layer k > 0 reads the previous layer's output, so its D is H (unidirectional) or
 (bidirectional: forward and reverse outputs concatenated in that order). ``bias=False`` modules
 (no bias keys) read as b = 0. ``proj_size`` (``weight_hr_l{k}``) is not supported.
 
-A stack is a list with one entry per layer: a ``LayerWeights`` (Wx, Wh, b) for a unidirectional
-stack, or a pair ``(forward, reverse)`` of them for a bidirectional one.
+A stack is a list with one entry per layer: a ``LayerWeights`` (Wx, Wh, b) (``GRULayerWeights``
+for a GRU) for a unidirectional stack, or a pair ``(forward, reverse)`` of them for a
+bidirectional one.
 
 PyTorch is imported only inside the functions that return tensors; NumPy arrays need no PyTorch.
 Arrays come back as fresh C-contiguous copies, never views of the inputs.
@@ -43,6 +50,7 @@ import numpy as np
 from bptt.functional.cells import GATES
 
 __all__ = [
+    "GRULayerWeights",
     "LayerWeights",
     "Stack",
     "layer_from_torch",
@@ -63,7 +71,17 @@ class LayerWeights(NamedTuple):
     b: np.ndarray    # (G,)
 
 
-Stack = list[LayerWeights] | list[tuple[LayerWeights, LayerWeights]]
+class GRULayerWeights(NamedTuple):
+    """bptt parameters of one GRU layer (one direction); unpacks as ``Wx, Wh, b, b_hn``."""
+
+    Wx: np.ndarray   # (D, 3H)
+    Wh: np.ndarray   # (H, 3H)
+    b: np.ndarray    # (3H,) input-side biases, with torch's recurrent r and z biases added
+    b_hn: np.ndarray  # (H,) torch's bias_hh n block, inside the reset gate's product
+
+
+Layer = LayerWeights | GRULayerWeights
+Stack = list[Layer] | list[tuple[Layer, Layer]]
 
 
 def _fail(fn: str, msg: str) -> None:
@@ -72,8 +90,13 @@ def _fail(fn: str, msg: str) -> None:
 
 def _gates(fn: str, cell: str) -> int:
     if cell not in GATES:
-        _fail(fn, f"cell {cell!r} is unknown; use 'rnn' (torch.nn.RNN, tanh) or 'lstm'")
+        _fail(fn, f"cell {cell!r} is unknown; use 'rnn' (torch.nn.RNN, tanh), 'lstm' or 'gru'")
     return GATES[cell]
+
+
+def _cell_of(G: int, H: int, cell: str | None) -> str:
+    """The cell name, given or read off G = gates * H (already checked by ``_gates_of``)."""
+    return cell if cell is not None else {g: c for c, g in GATES.items()}[G // H]
 
 
 def _as_numpy(fn: str, name: str, a: object) -> np.ndarray:
@@ -114,14 +137,15 @@ def _to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def layer_to_torch(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, cell: str | None = None,
-                   as_tensors: bool = False) -> dict[str, Any]:
+                   as_tensors: bool = False, b_hn: np.ndarray | None = None) -> dict[str, Any]:
     """bptt (Wx (D, G), Wh (H, G), b (G,)) -> torch parameters of one layer and direction.
 
     Returns ``{"weight_ih": Wx.T (G, D), "weight_hh": Wh.T (G, H), "bias_ih": b (G,),
     "bias_hh": zeros (G,)}``: PyTorch only ever uses ``bias_ih + bias_hh``, so the whole bias goes
-    into ``bias_ih`` and ``bias_hh`` is zero (``layer_from_torch`` then gives back b exactly).
-    ``cell`` ('rnn' or 'lstm'), if given, is checked against G. NumPy arrays (fresh copies) unless
-    ``as_tensors``, which returns torch tensors (imports torch).
+    into ``bias_ih`` and ``bias_hh`` is zero (``layer_from_torch`` then gives back b exactly). A
+    GRU (G = 3H) also needs ``b_hn`` (H,), which becomes bias_hh's n block (module docstring).
+    ``cell`` ('rnn', 'lstm' or 'gru'), if given, is checked against G. NumPy arrays (fresh
+    copies) unless ``as_tensors``, which returns torch tensors (imports torch).
     """
     fn = "layer_to_torch"
     Wx, Wh, b = (_as_numpy(fn, n, a) for n, a in (("Wx", Wx), ("Wh", Wh), ("b", b)))
@@ -130,29 +154,43 @@ def layer_to_torch(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, cell: str | No
     _check_ndim(fn, "b", b, 1, "(G,)")
     H, G = Wh.shape
     _gates_of(fn, "Wh", G, H, cell)
+    gru = _cell_of(G, H, cell) == "gru"
     if Wx.shape[1] != G or Wx.shape[0] < 1:
         _fail(fn, f"Wx has shape {Wx.shape}; it must be (D, G) with G = {G} to match Wh {Wh.shape}")
     if b.shape != (G,):
         _fail(fn, f"b has shape {b.shape}; it must be (G,) = ({G},) to match Wh {Wh.shape}")
     if not Wx.dtype == Wh.dtype == b.dtype:
         _fail(fn, f"Wx, Wh, b have dtypes {Wx.dtype}, {Wh.dtype}, {b.dtype}; use one dtype")
+    bias_hh = np.zeros_like(b)                  # (G,)
+    if gru:
+        if b_hn is None:
+            _fail(fn, "a GRU layer needs b_hn (H,), the recurrent bias of its candidate n")
+        b_hn = _as_numpy(fn, "b_hn", b_hn)
+        if b_hn.shape != (H,) or b_hn.dtype != b.dtype:
+            _fail(fn, f"b_hn has shape {b_hn.shape} and dtype {b_hn.dtype}; it must be (H,) = "
+                      f"({H},) of {b.dtype}")
+        bias_hh[2 * H:] = b_hn
+    elif b_hn is not None:
+        _fail(fn, "b_hn is a GRU's bias; this layer is not a GRU (G = 3H)")
     out = {
         "weight_ih": Wx.T.copy(),               # (G, D)
         "weight_hh": Wh.T.copy(),               # (G, H)
         "bias_ih": b.copy(),                    # (G,)
-        "bias_hh": np.zeros_like(b),            # (G,)
+        "bias_hh": bias_hh,                     # (G,)
     }
     return _to_tensors(out) if as_tensors else out
 
 
 def layer_from_torch(weight_ih: Any, weight_hh: Any, bias_ih: Any = None, bias_hh: Any = None,
-                     cell: str | None = None) -> LayerWeights:
+                     cell: str | None = None) -> Layer:
     """torch parameters of one layer and direction -> bptt ``LayerWeights(Wx, Wh, b)``.
 
     weight_ih (G, D), weight_hh (G, H), bias_ih (G,) or None, bias_hh (G,) or None, as NumPy
     arrays or torch tensors (any device; detached). Returns Wx = weight_ih.T (D, G),
     Wh = weight_hh.T (H, G) and b = bias_ih + bias_hh (G,) (a missing bias counts as zero), all
-    fresh NumPy arrays of the inputs' dtype. ``cell`` ('rnn' or 'lstm'), if given, is checked.
+    fresh NumPy arrays of the inputs' dtype. For a GRU (G = 3H) a ``GRULayerWeights`` whose
+    b_hn is bias_hh's n block, left out of b. ``cell`` ('rnn', 'lstm' or 'gru'), if given, is
+    checked against G; else it is read off G.
     """
     fn = "layer_from_torch"
     w_ih = _as_numpy(fn, "weight_ih", weight_ih)
@@ -164,7 +202,9 @@ def layer_from_torch(weight_ih: Any, weight_hh: Any, bias_ih: Any = None, bias_h
     if w_ih.shape[0] != G or w_ih.shape[1] < 1:
         _fail(fn, f"weight_ih has shape {w_ih.shape}; it must be (G, D) with G = {G} to match "
                   f"weight_hh {w_hh.shape}")
+    gru = _cell_of(G, H, cell) == "gru"
     b = np.zeros(G, dtype=w_hh.dtype)
+    b_hn = np.zeros(H, dtype=w_hh.dtype)
     for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
         if bias is None:
             continue
@@ -173,9 +213,15 @@ def layer_from_torch(weight_ih: Any, weight_hh: Any, bias_ih: Any = None, bias_h
             _fail(fn, f"{name} has shape {arr.shape}; it must be (G,) = ({G},)")
         if arr.dtype != b.dtype:
             _fail(fn, f"{name} has dtype {arr.dtype} but weight_hh has {b.dtype}; use one dtype")
-        b += arr
+        if gru and name == "bias_hh":
+            b[:2 * H] += arr[:2 * H]                 # r, z: only the sum matters
+            b_hn += arr[2 * H:]                      # n: multiplied by r, kept apart
+        else:
+            b += arr
     if w_ih.dtype != w_hh.dtype:
         _fail(fn, f"weight_ih has dtype {w_ih.dtype} but weight_hh has {w_hh.dtype}; use one dtype")
+    if gru:
+        return GRULayerWeights(w_ih.T.copy(), w_hh.T.copy(), b, b_hn)
     return LayerWeights(w_ih.T.copy(), w_hh.T.copy(), b)
 
 
@@ -185,12 +231,13 @@ def _key(kind: str, k: int, reverse: bool) -> str:
 
 def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
                                 prefix: str = "") -> Stack:
-    """A ``torch.nn.RNN`` / ``torch.nn.LSTM`` state dict -> a bptt stack (see the module doc).
+    """A ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` state dict -> a bptt stack (see the module doc).
 
     ``state_dict`` maps ``weight_ih_l{k}[_reverse]`` etc. to NumPy arrays or torch tensors;
     ``prefix`` (e.g. ``"encoder.rnn."``) is stripped from every key first. Returns a list of
     ``LayerWeights`` per layer, or of ``(forward, reverse)`` pairs when the dict holds
-    ``_reverse`` keys. Raises ValueError naming the key for an unknown or missing key, a wrong
+    ``_reverse`` keys (``GRULayerWeights`` for a GRU). Raises ValueError naming the key for an
+    unknown or missing key, a wrong
     shape or dtype; every layer must have the same H and layer k > 0 must take D = H * directions.
     """
     fn = "stack_from_torch_state_dict"
@@ -255,24 +302,27 @@ def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
 
 
 def _layer_entry(fn: str, k: int, entry: Any) -> tuple[Sequence[Any], ...]:
-    """Split one stack entry into its directions: ((Wx, Wh, b),) or ((Wx, Wh, b), (Wx, Wh, b))."""
+    """Split one stack entry into its directions: ((Wx, Wh, b),) or ((Wx, Wh, b), (Wx, Wh, b))
+    (four arrays, with b_hn, for a GRU)."""
     def is_layer(e: Any) -> bool:
-        return isinstance(e, (tuple, list)) and len(e) == 3 and all(hasattr(a, "shape") for a in e)
+        return isinstance(e, (tuple, list)) and len(e) in (3, 4) and \
+            all(hasattr(a, "shape") for a in e)
 
     if is_layer(entry):
         return (entry,)
     if isinstance(entry, (tuple, list)) and len(entry) == 2 and all(map(is_layer, entry)):
         return tuple(entry)
-    _fail(fn, f"layers[{k}] is a {type(entry).__name__}; pass LayerWeights (Wx, Wh, b) or a "
-              f"(forward, reverse) pair of them")
+    _fail(fn, f"layers[{k}] is a {type(entry).__name__}; pass LayerWeights (Wx, Wh, b) (GRU: "
+              f"Wx, Wh, b, b_hn) or a (forward, reverse) pair of them")
     raise AssertionError  # unreachable
 
 
 def stack_to_torch_state_dict(layers: Stack, cell: str, as_tensors: bool = False) -> dict[str, Any]:
-    """A bptt stack -> a state dict for ``torch.nn.RNN`` / ``torch.nn.LSTM``.
+    """A bptt stack -> a state dict for ``torch.nn.RNN`` / ``LSTM`` / ``GRU``.
 
-    ``layers`` holds one entry per layer: ``(Wx, Wh, b)`` (unidirectional) or a pair of them
-    ``(forward, reverse)`` (bidirectional; every layer alike). Keys are
+    ``layers`` holds one entry per layer: ``(Wx, Wh, b)`` (GRU: ``(Wx, Wh, b, b_hn)``)
+    (unidirectional) or a pair of them ``(forward, reverse)`` (bidirectional; every layer
+    alike). Keys are
     ``weight_ih_l{k}[_reverse]`` etc.; each bias goes whole into ``bias_ih_l{k}`` and
     ``bias_hh_l{k}`` is zero (see ``layer_to_torch``). Shapes are checked exactly as
     ``stack_from_torch_state_dict`` checks them. NumPy arrays unless ``as_tensors`` (imports
@@ -287,9 +337,14 @@ def stack_to_torch_state_dict(layers: Stack, cell: str, as_tensors: bool = False
         _fail(fn, "layers mixes unidirectional and (forward, reverse) entries; use one kind")
     out: dict[str, np.ndarray] = {}
     for k, entry in enumerate(entries):
-        for d, (rev, (Wx, Wh, b)) in enumerate(zip((False, True), entry, strict=False)):
+        for d, (rev, arrays) in enumerate(zip((False, True), entry, strict=False)):
+            if (len(arrays) == 4) != (cell == "gru"):
+                where = f"layers[{k}]" + (f"[{d}]" if len(entry) == 2 else "")
+                _fail(fn, f"{where} has {len(arrays)} arrays; a {cell} layer has "
+                          f"{'4 (Wx, Wh, b, b_hn)' if cell == 'gru' else '3 (Wx, Wh, b)'}")
+            Wx, Wh, b, *b_hn = arrays
             try:
-                params = layer_to_torch(Wx, Wh, b, cell=cell)
+                params = layer_to_torch(Wx, Wh, b, cell=cell, b_hn=b_hn[0] if b_hn else None)
             except ValueError as e:
                 where = f"layers[{k}]" + (f"[{d}]" if len(entry) == 2 else "")
                 raise ValueError(f"{fn}: {where}: {str(e).split(': ', 1)[1]}") from None

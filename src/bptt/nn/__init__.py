@@ -1,5 +1,7 @@
 """Parameter-holding layers and models on top of ``bptt.functional``."""
 
+from bptt.nn.bidirectional import BidirectionalStack, reverse_valid_index
+from bptt.nn.classifier import SequenceConfig, SequenceModel
 from bptt.nn.init import orthogonal, recurrent_weights, xavier_uniform
 from bptt.nn.layers import (
     Embedding,
@@ -7,28 +9,24 @@ from bptt.nn.layers import (
     TemporalAffine,
     dropout_backward,
     dropout_forward,
+    one_hot,
 )
 from bptt.nn.models import LanguageModel, LMConfig
 
-# isort: split
-# Appended for sequence classification.
-from bptt.nn.bidirectional import BidirectionalStack, reverse_valid_index
-from bptt.nn.classifier import SequenceConfig, SequenceModel
-
 __all__ = [
+    "BidirectionalStack",
     "Embedding",
     "LMConfig",
     "LanguageModel",
     "RecurrentStack",
+    "SequenceConfig",
+    "SequenceModel",
     "TemporalAffine",
     "dropout_backward",
     "dropout_forward",
+    "one_hot",
     "orthogonal",
     "recurrent_weights",
-    "xavier_uniform",
-    # sequence classification
-    "BidirectionalStack",
-    "SequenceConfig",
-    "SequenceModel",
     "reverse_valid_index",
+    "xavier_uniform",
 ]

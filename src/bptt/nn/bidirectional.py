@@ -21,9 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bptt import functional as F
-from bptt.nn.init import recurrent_weights
-from bptt.nn.layers import CELLS, check_cell, dropout_backward, dropout_forward
+from bptt.nn.layers import (
+    check_stack,
+    dropout_backward,
+    dropout_forward,
+    init_layer,
+    layer_backward,
+    layer_forward,
+    layer_param_names,
+)
 
 
 def reverse_valid_index(mask: np.ndarray) -> np.ndarray:
@@ -55,11 +61,12 @@ class BiCache:
 
 
 class BidirectionalStack:
-    """``num_layers`` bidirectional RNN or LSTM layers, zero initial states.
+    """``num_layers`` bidirectional RNN, LSTM or GRU layers, zero initial states.
 
     Parameters of layer k: forward direction ``l{k}.Wx`` (D_k, G), ``l{k}.Wh`` (H, G),
     ``l{k}.b`` (G,); reverse direction the same names with the suffix ``_rev`` (PyTorch's
-    ``weight_ih_l0_reverse``). D_0 = D, D_k = 2H above; G = H (RNN) or 4H (LSTM).
+    ``weight_ih_l0_reverse``), and for a GRU ``l{k}.b_hn`` (H,) (and ``_rev``). D_0 = D,
+    D_k = 2H above; G = H (RNN), 4H (LSTM) or 3H (GRU).
 
         h, cache = stack.forward(x, mask)          # x (N, T, D) -> h (N, T, 2H)
         dx, grads = stack.backward(dh, cache)      # grads keyed like stack.params
@@ -68,28 +75,22 @@ class BidirectionalStack:
     def __init__(self, D: int, H: int, cell: str = "lstm", num_layers: int = 1,
                  dropout: float = 0.0, rng: np.random.Generator | None = None,
                  dtype=np.float64, forget_bias: float = 1.0):
-        self.cell = check_cell(cell)
-        if num_layers < 1:
-            raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+        self.cell = check_stack(cell, num_layers, dropout)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.D, self.H, self.num_layers, self.dropout = D, H, num_layers, dropout
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
         for k in range(num_layers):
             for suffix in ("", "_rev"):
-                Wx, Wh, b = recurrent_weights(rng, D if k == 0 else 2 * H, H, CELLS[cell],
-                                              forget_bias, dtype)
-                self.params.update({f"l{k}.Wx{suffix}": Wx, f"l{k}.Wh{suffix}": Wh,
-                                    f"l{k}.b{suffix}": b})
+                layer = init_layer(rng, D if k == 0 else 2 * H, H, cell, forget_bias, dtype)
+                self.params.update({f"l{k}.{name}{suffix}": a for name, a in layer.items()})
 
     def _run(self, x, mask, k, suffix):
-        p = self.params
+        p = {name: self.params[f"l{k}.{name}{suffix}"] for name in layer_param_names(self.cell)}
         h0 = np.zeros((x.shape[0], self.H), dtype=x.dtype)
-        fwd = F.lstm_forward if self.cell == "lstm" else F.rnn_forward
-        return fwd(x, h0, p[f"l{k}.Wx{suffix}"], p[f"l{k}.Wh{suffix}"], p[f"l{k}.b{suffix}"],
-                   mask)
+        c0 = np.zeros_like(h0) if self.cell == "lstm" else None
+        h, _, cache = layer_forward(self.cell, x, h0, c0, p, mask)
+        return h, cache
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None = None, train: bool = False,
                 rng: np.random.Generator | None = None):
@@ -126,14 +127,14 @@ class BidirectionalStack:
         def flip(a):
             return a[:, ::-1] if perm is None else gather_time(a, perm)
 
-        bwd = F.lstm_backward if self.cell == "lstm" else F.rnn_backward
         grads: dict[str, np.ndarray] = {}
         d = dh
         for k in reversed(range(self.num_layers)):
-            dxf, _, dWx, dWh, db = bwd(np.ascontiguousarray(d[:, :, :H]), cache.fwd[k])
-            grads.update({f"l{k}.Wx": dWx, f"l{k}.Wh": dWh, f"l{k}.b": db})
-            dxr, _, dWx, dWh, db = bwd(flip(d[:, :, H:]), cache.rev[k])
-            grads.update({f"l{k}.Wx_rev": dWx, f"l{k}.Wh_rev": dWh, f"l{k}.b_rev": db})
+            dxf, _, _, g = layer_backward(self.cell, np.ascontiguousarray(d[:, :, :H]), None,
+                                          cache.fwd[k])
+            grads.update({f"l{k}.{name}": a for name, a in g.items()})
+            dxr, _, _, g = layer_backward(self.cell, flip(d[:, :, H:]), None, cache.rev[k])
+            grads.update({f"l{k}.{name}_rev": a for name, a in g.items()})
             d = dxf + flip(dxr)                             # (N, T, D_k)
             if cache.keeps[k] is not None:
                 d = dropout_backward(d, cache.keeps[k])

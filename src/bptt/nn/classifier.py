@@ -27,7 +27,14 @@ import numpy as np
 
 from bptt import functional as F
 from bptt.nn.bidirectional import BidirectionalStack
-from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
+from bptt.nn.layers import (
+    Embedding,
+    RecurrentStack,
+    TemporalAffine,
+    check_cell,
+    collect_params,
+    one_hot,
+)
 
 POOLINGS = ("last", "mean", "max", "none")
 LOSSES = ("softmax", "mse")
@@ -48,7 +55,7 @@ class SequenceConfig:
     tokens: bool = False        # x holds token ids (N, T) rather than vectors (N, T, D)
     embed: int = 0              # with tokens: embedding size; 0 = one-hot
     dropout: float = 0.0        # between recurrent layers
-    forget_bias: float = 1.0    # LSTM: initial bias of the forget gates (1 = remember)
+    forget_bias: float = 1.0    # initial bias of the LSTM's forget / GRU's update gates (remember)
     input_bias: float = 0.0     # LSTM: initial bias of the input gates (< 0: write rarely)
     dtype: str = "float32"
 
@@ -109,10 +116,7 @@ class SequenceModel:
             return x, None
         if self.embed is not None:
             return self.embed.forward(x)
-        F.embedding_forward(x[:1, :1], np.zeros((c.input_size, 1)))   # validates ids
-        onehot = np.zeros((*x.shape, c.input_size), dtype=c.dtype)     # (N, T, V)
-        np.put_along_axis(onehot, x[..., None], 1.0, axis=2)
-        return onehot, None
+        return one_hot(x, c.input_size, c.dtype), None
 
     def _recurrent(self, inp, mask, train, rng):
         if self.config.bidirectional:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptt import functional as F
+from bptt.functional import _validate as v
 from bptt.functional.cells import GATES
 from bptt.nn.init import recurrent_weights, xavier_uniform
 
@@ -32,6 +33,74 @@ def check_cell(cell: str) -> str:
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; use one of {sorted(CELLS)}")
     return cell
+
+
+def check_stack(cell: str, num_layers: int, dropout: float) -> str:
+    """The checks every recurrent stack's constructor makes; returns the cell name."""
+    check_cell(cell)
+    if num_layers < 1:
+        raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+    return cell
+
+
+def one_hot(ids: np.ndarray, V: int, dtype=np.float64) -> np.ndarray:
+    """Token ids (N, T) in [0, V) -> (N, T, V) with out[n, t, ids[n, t]] = 1, zeros elsewhere."""
+    v.int_array("one_hot", "ids", ids, ("N", "T"))
+    v.in_range("one_hot", "ids", ids, V)
+    out = np.zeros((*ids.shape, V), dtype=dtype)                # (N, T, V)
+    np.put_along_axis(out, ids[..., None], 1.0, axis=2)
+    return out
+
+
+def layer_param_names(cell: str) -> tuple[str, ...]:
+    """The arrays of one recurrent layer: Wx (D, G), Wh (H, G), b (G,), and for a GRU b_hn (H,)."""
+    return ("Wx", "Wh", "b", "b_hn") if cell == "gru" else ("Wx", "Wh", "b")
+
+
+def init_layer(rng: np.random.Generator, D: int, H: int, cell: str, forget_bias: float,
+               dtype) -> dict[str, np.ndarray]:
+    """Initial parameters of one layer (``nn.init.recurrent_weights``).
+
+    ``forget_bias`` is the initial bias of the gate that keeps the state: the LSTM's forget gate
+    f, and the GRU's update gate z (h' = (1 - z) n + z h, so z near 1 remembers; measured: with
+    3.0, as the long-memory tasks use, the GRU solves temporal order, at 0 it stays at chance).
+    A GRU's b_hn starts at zero.
+    """
+    Wx, Wh, b = recurrent_weights(rng, D, H, CELLS[cell], forget_bias, dtype)
+    out = {"Wx": Wx, "Wh": Wh, "b": b}
+    if cell == "gru":
+        b[H:2 * H] = forget_bias                    # gates r, z, n: the update gate z
+        out["b_hn"] = np.zeros(H, dtype=dtype)
+    return out
+
+
+def layer_forward(cell: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
+                  p: dict[str, np.ndarray], mask: np.ndarray | None = None):
+    """One layer, one direction, over a sequence: p holds ``layer_param_names(cell)``.
+
+    Returns (h (N, T, H), c_last (N, H) for an LSTM else None, cache for ``layer_backward``).
+    """
+    if cell == "lstm":
+        return F.lstm_forward_with_state(x, h0, c0, p["Wx"], p["Wh"], p["b"], mask)
+    if cell == "gru":
+        h, cache = F.gru_forward(x, h0, p["Wx"], p["Wh"], p["b"], p["b_hn"], mask)
+    else:
+        h, cache = F.rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"], mask)
+    return h, None, cache
+
+
+def layer_backward(cell: str, dh: np.ndarray, dc_last: np.ndarray | None, cache):
+    """Backward of ``layer_forward`` -> (dx, dh0, dc0 or None, grads keyed like p)."""
+    if cell == "lstm":
+        dx, dh0, dc0, dWx, dWh, db = F.lstm_backward_with_state(dh, dc_last, cache)
+        return dx, dh0, dc0, {"Wx": dWx, "Wh": dWh, "b": db}
+    if cell == "gru":
+        dx, dh0, dWx, dWh, db, db_hn = F.gru_backward(dh, cache)
+        return dx, dh0, None, {"Wx": dWx, "Wh": dWh, "b": db, "b_hn": db_hn}
+    dx, dh0, dWx, dWh, db = F.rnn_backward(dh, cache)
+    return dx, dh0, None, {"Wx": dWx, "Wh": dWh, "b": db}
 
 
 class Embedding:
@@ -86,32 +155,29 @@ class StackCache:
 
 
 class RecurrentStack:
-    """``num_layers`` RNN or LSTM layers, with optional dropout between layers.
+    """``num_layers`` RNN, LSTM or GRU layers, with optional dropout between layers.
 
-    Parameters of layer k: ``l{k}.Wx`` (D_k, G), ``l{k}.Wh`` (H, G), ``l{k}.b`` (G,), and with
+    Parameters of layer k: ``l{k}.Wx`` (D_k, G), ``l{k}.Wh`` (H, G), ``l{k}.b`` (G,) (G = H, 4H,
+    3H), for a GRU also ``l{k}.b_hn`` (H,), and with
     ``learn_h0`` also ``l{k}.h0`` (H,) (and ``l{k}.c0`` for an LSTM), a learned initial state
     shared by every sequence (seed 002), used when no state is passed in.
 
-    A state is a list with one ``(h, c)`` pair per layer, h and c (N, H) (c is None for an RNN).
+    A state is a list with one ``(h, c)`` pair per layer, h and c (N, H) (c is None for an RNN or
+    a GRU).
     """
 
     def __init__(self, D: int, H: int, cell: str = "lstm", num_layers: int = 1,
                  dropout: float = 0.0, learn_h0: bool = False,
                  rng: np.random.Generator | None = None, dtype=np.float64,
                  forget_bias: float = 1.0):
-        self.cell = check_cell(cell)
-        if num_layers < 1:
-            raise ValueError(f"num_layers is {num_layers}; it must be at least 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is {dropout}; it must be in [0, 1)")
+        self.cell = check_stack(cell, num_layers, dropout)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.D, self.H, self.num_layers, self.dropout = D, H, num_layers, dropout
         self.learn_h0, self.dtype = learn_h0, np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
         for k in range(num_layers):
-            Wx, Wh, b = recurrent_weights(rng, D if k == 0 else H, H, CELLS[cell], forget_bias,
-                                          dtype)
-            self.params.update({f"l{k}.Wx": Wx, f"l{k}.Wh": Wh, f"l{k}.b": b})
+            layer = init_layer(rng, D if k == 0 else H, H, cell, forget_bias, dtype)
+            self.params.update({f"l{k}.{name}": a for name, a in layer.items()})
             if learn_h0:
                 self.params[f"l{k}.h0"] = np.zeros(H, dtype=dtype)
                 if cell == "lstm":
@@ -153,13 +219,8 @@ class RecurrentStack:
                     raise ValueError("dropout in training needs rng (a np.random.Generator)")
                 h, keep = dropout_forward(h, self.dropout, rng)
             h0, c0 = state[k]
-            p = self.params
-            if self.cell == "lstm":
-                h, c_last, cache = F.lstm_forward_with_state(h, h0, c0, p[f"l{k}.Wx"],
-                                                             p[f"l{k}.Wh"], p[f"l{k}.b"], mask)
-            else:
-                h, cache = F.rnn_forward(h, h0, p[f"l{k}.Wx"], p[f"l{k}.Wh"], p[f"l{k}.b"], mask)
-                c_last = None
+            p = {name: self.params[f"l{k}.{name}"] for name in layer_param_names(self.cell)}
+            h, c_last, cache = layer_forward(self.cell, h, h0, c0, p, mask)
             caches.append(cache)
             keeps.append(keep)
             final.append((h[:, -1].copy(), c_last))
@@ -180,13 +241,8 @@ class RecurrentStack:
             if dh_last is not None:
                 d = d.copy()
                 d[:, -1] += dh_last
-            if self.cell == "lstm":
-                dx, dh0, dc0, dWx, dWh, db = F.lstm_backward_with_state(d, dc_last,
-                                                                        cache.layers[k])
-            else:
-                dx, dh0, dWx, dWh, db = F.rnn_backward(d, cache.layers[k])
-                dc0 = None
-            grads.update({f"l{k}.Wx": dWx, f"l{k}.Wh": dWh, f"l{k}.b": db})
+            dx, dh0, dc0, g = layer_backward(self.cell, d, dc_last, cache.layers[k])
+            grads.update({f"l{k}.{name}": a for name, a in g.items()})
             if self.learn_h0:
                 learned = cache.learned_state
                 grads[f"l{k}.h0"] = dh0.sum(axis=0) if learned else np.zeros_like(dh0[0])

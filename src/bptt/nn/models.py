@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bptt import functional as F
-from bptt.nn.layers import Embedding, RecurrentStack, TemporalAffine, check_cell, collect_params
+from bptt.nn.layers import (
+    Embedding,
+    RecurrentStack,
+    TemporalAffine,
+    check_cell,
+    collect_params,
+    one_hot,
+)
 
 
 @dataclass
@@ -50,11 +57,7 @@ class LanguageModel:
         """Token ids (N, T) -> input vectors (N, T, D) and the embedding cache (or None)."""
         if self.embed is not None:
             return self.embed.forward(x)
-        V = self.config.vocab_size
-        F.embedding_forward(x[:1, :1], np.zeros((V, 1)))     # validates ids
-        onehot = np.zeros((*x.shape, V), dtype=self.config.dtype)
-        np.put_along_axis(onehot, x[..., None], 1.0, axis=2)
-        return onehot, None
+        return one_hot(x, self.config.vocab_size, self.config.dtype), None
 
     def logits(self, x: np.ndarray, state: list | None = None):
         """Token ids (N, T) -> (scores (N, T, V), final state), inference mode."""

@@ -118,7 +118,8 @@ ADDING = Task(
     "adding", "adding problem, Le et al. 2015 / Arjovsky et al. 2016 (two markers, MSE)",
     "test MSE", False, _adding_setup,
     published=lambda cell, T: ("beats 0.167 up to T=400, does well at 750 (128 units)"
-                               if cell == "lstm" else "never beats 0.167"),
+                               if cell == "lstm" else "never beats 0.167" if cell == "rnn"
+                               else "-"),
     baseline=lambda T: 1.0 / 6.0, baseline_note="always predict 1", default_T=100,
     target=lambda cell, T: ("<=", 0.01) if cell == "lstm" and T in (100, 200) else None)
 
@@ -185,7 +186,7 @@ REBER = Task(
     "reber", "embedded Reber grammar, 1997 exp. 1 (next-symbol prediction, 256 + 256 strings)",
     "success (1 = every string of both sets right)", True, _reber_setup,
     published=lambda cell, T: ("success in 97-100 % of trials" if cell == "lstm"
-                               else "Elman net: 0 % of trials"),
+                               else "Elman net: 0 % of trials" if cell == "rnn" else "-"),
     baseline=lambda T: 0.0,
     baseline_note="no long memory: the T/P before the final E is a coin flip",
     target=lambda cell, T: (">=", 1.0) if cell == "lstm" else None)
@@ -245,7 +246,8 @@ COPY = Task(
     "copy", "copy memory, Arjovsky et al. 2016 (10 symbols from 8, recalled after T steps)",
     "test cross-entropy per step", False, _copy_setup,
     published=lambda cell, T: ("beats the baseline only at T=100 (T=100..500 tried)"
-                               if cell == "lstm" else "stays at the baseline"),
+                               if cell == "lstm" else "stays at the baseline" if cell == "rnn"
+                               else "-"),
     baseline=copy_memory.baseline_loss, baseline_note="memoryless: 10 ln 8 / (T + 20)",
     default_T=100)
 

@@ -207,17 +207,17 @@ def gradient_flow_table(results: list[dict]) -> list[str]:
     return lines
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _write_png(png: bytes | None, path: str) -> bool:
+    if png is None:
+        return False
+    with open(path, "wb") as f:
+        f.write(png)
+    return True
 
 
 def plot_gradient_flow(results: list[dict], path: str) -> bool:
     """RNN vs LSTM ||dL/dh_t|| from the runs that recorded it; False if none did."""
-    from bptt.analysis.gradflow import plot_gradient_flow as plot
+    from bptt.analysis.plots import grad_norm_through_time
 
     curves = {}
     for r in results:
@@ -227,28 +227,17 @@ def plot_gradient_flow(results: list[dict], path: str) -> bool:
     if not curves:
         return False
     task = next(r for r in results if "gradient_flow" in r)
-    plot(curves, path, f"gradient norm through time: {task['task']} problem, T={task['T']}")
-    return True
+    title = f"gradient norm through time: {task['task']} problem, T={task['T']}"
+    return _write_png(grad_norm_through_time(curves, title, relative=True), path)
 
 
 def plot_curves(results: list[dict], path: str) -> None:
-    plt = _plt()
-    ok = [r for r in results if r.get("curve")]
-    cols = 4
-    rows = max(1, -(-len(_group(ok)) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    for ax, g in zip(axes.flat, _group(ok)):
-        for r in g:
-            steps, losses = zip(*r["curve"])
-            ax.plot(steps, losses, lw=1)
+    """One panel of training-loss curves per (task, cell, T) group."""
+    from bptt.analysis.plots import loss_panels
+
+    panels = []
+    for g in _group([r for r in results if r.get("curve")]):
         r = g[0]
-        ax.set_title(f"{r['task']} {r['cell']}" + (f" T={r['T']}" if r["T"] else ""), fontsize=9)
-        ax.set_yscale("log")
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(_group(ok)):]:
-        ax.axis("off")
-    fig.supxlabel("training step")
-    fig.supylabel("training loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        title = f"{r['task']} {r['cell']}" + (f" T={r['T']}" if r["T"] else "")
+        panels.append((title, [r["curve"] for r in g]))
+    _write_png(loss_panels(panels), path)
