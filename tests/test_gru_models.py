@@ -203,3 +203,15 @@ def test_gradient_flow_of_a_two_layer_gru_model_runs_the_reference_loop():
     assert set(flow.saturation) == {"r", "z", "n"}
     _, grads = model.loss(x, y, mask)
     assert rel_error(flow.dWh, 3 * grads["rnn.l1.Wh"]) < 1e-12    # dh * N: per-sequence losses
+
+
+def test_forget_bias_initialises_the_gru_update_gate():
+    stack = RecurrentStack(3, 4, "gru", num_layers=2, rng=np.random.default_rng(770),
+                           forget_bias=2.5)
+    for k in range(2):
+        b = stack.params[f"l{k}.b"]                          # r, z, n along 3H
+        np.testing.assert_array_equal(b[4:8], 2.5)
+        np.testing.assert_array_equal(np.delete(b, np.s_[4:8]), 0.0)
+        np.testing.assert_array_equal(stack.params[f"l{k}.b_hn"], 0.0)
+    bi = BidirectionalStack(3, 4, "gru", rng=np.random.default_rng(771), forget_bias=3.0)
+    np.testing.assert_array_equal(bi.params["l0.b_rev"][4:8], 3.0)

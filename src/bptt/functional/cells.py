@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
-FACTOR_BLOCK_BYTES = 1 << 20     # the LSTM backward's factors are made over blocks this large
+FACTOR_BLOCK_BYTES = 1 << 20     # LSTM and GRU backward factors are made over blocks this large
 
 GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
 """The one gate-count table: a cell has G = GATES[name] * H columns of Wx, Wh and b. The cells

@@ -55,7 +55,7 @@ class SequenceConfig:
     tokens: bool = False        # x holds token ids (N, T) rather than vectors (N, T, D)
     embed: int = 0              # with tokens: embedding size; 0 = one-hot
     dropout: float = 0.0        # between recurrent layers
-    forget_bias: float = 1.0    # LSTM: initial bias of the forget gates (1 = remember)
+    forget_bias: float = 1.0    # initial bias of the LSTM's forget / GRU's update gates (remember)
     input_bias: float = 0.0     # LSTM: initial bias of the input gates (< 0: write rarely)
     dtype: str = "float32"
 
