@@ -1,11 +1,13 @@
-# Two commands for a fresh machine (Python >= 3.10 with pip and venv):
+# Two commands for a fresh machine (Python >= 3.11 with pip and venv):
 #   make train   set up .venv and run the main job
-#   make test    set up .venv (with PyTorch CPU for the parity tests) and run the whole test suite
+#   make test    set up .venv (with PyTorch CPU for the parity tests) and run the whole test suite,
+#                which also builds the docs site (notebooks executed) and tests the wheel
+#   make docs    build the documentation site into site/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: train test setup setup-test lint
+.PHONY: train test setup setup-test lint docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +24,17 @@ setup: $(BIN)/python
 
 setup-test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,test,tasks]'
+	$(BIN)/pip install -q -e '.[train,test,tasks,mpi,bench,fast,docs,tensorboard]'
 
 train: setup
 	$(BIN)/bptt train
 
 test: setup-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples docs/hooks
 	$(BIN)/python -m pytest -q
 
 lint: setup-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples docs/hooks
+
+docs: setup-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -4,7 +4,8 @@ Both versions of ``bptt.functional`` run on the same data and weights (the bench
 alternating rounds (old, new, new, old, ...), each round repeating the call for >= 0.2 s; the
 report gives each side's median time per call and the median of the per-round ratios
 old / new (> 1: the working tree is faster). Interleaving in one process is what makes a few
-per cent visible on a shared machine, where separate runs differ by more than that.
+per cent visible on a shared machine, where separate runs differ by more than that. (For an A/B
+of the compiled fast path in separate worker processes, use ``python -m bptt.bench --fast-ab``.)
 
     python benchmarks/engine_ab.py HEAD~1                        # training steps, 2 threads
     python benchmarks/engine_ab.py HEAD~1 --mode infer --cells lstm --dtypes float32
@@ -94,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--min-round", type=float, default=0.2)
     args = p.parse_args(argv)
-    note = bench._set_numpy_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=args.threads, user_api="blas")
+    note = "threadpoolctl"
     with tempfile.TemporaryDirectory() as tmp:
         base = load_revision(args.rev, Path(tmp))
         import bptt.functional as work

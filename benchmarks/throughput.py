@@ -8,6 +8,11 @@ the report gives medians and their ratio, measured in one run.
 
     python benchmarks/throughput.py                     # the default job's model, ~1-2 minutes
     python benchmarks/throughput.py --hidden 512 --dropout 0.2 --rounds 3 --json
+    python benchmarks/throughput.py --blas unset      # OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE removed
+
+``--blas`` sets the BLAS variables of the measuring processes only, as ``python -m bptt.bench``
+does: "as-set" keeps the environment (pinning OPENBLAS_CORETYPE=Haswell where it is not set, as
+this project's environment does), "unset" removes both variables.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="alternating bptt/torch processes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blas", choices=["as-set", "unset"], default="as-set")
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", choices=["bptt", "torch"], help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -126,6 +132,11 @@ def main() -> None:
         return child(a)
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
            "OPENBLAS_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
+    if a.blas == "unset":
+        for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            env.pop(k, None)
+    elif not env.get("OPENBLAS_CORETYPE"):
+        env["OPENBLAS_CORETYPE"] = "Haswell"
     argv = [sys.executable, __file__] + [x for x in sys.argv[1:] if x != "--json"]
     times: dict[str, list[float]] = {"bptt": [], "torch": []}
     for r in range(a.rounds):
@@ -140,7 +151,9 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     report = {"model": f"{a.layers}-layer LSTM H={a.hidden} E={a.embed} V=65 float32",
               "batch": a.batch, "seq_len": a.seq_len, "threads": a.threads,
-              "dropout": a.dropout, "steps_timed": {k: len(v) for k, v in times.items()},
+              "dropout": a.dropout, "blas": a.blas,
+              "OPENBLAS_CORETYPE": env.get("OPENBLAS_CORETYPE"),
+              "steps_timed": {k: len(v) for k, v in times.items()},
               "bptt_ms_per_step": 1e3 * med["bptt"], "torch_ms_per_step": 1e3 * med["torch"],
               "bptt_chars_per_s": rate["bptt"], "torch_chars_per_s": rate["torch"],
               "ratio_bptt_over_torch": rate["bptt"] / rate["torch"], "load_avg_1min": load}
@@ -148,7 +161,8 @@ def main() -> None:
         print(json.dumps(report))
         return
     print(f"{report['model']}, batch {a.batch} x {a.seq_len}, {a.threads} threads, Adam, "
-          f"clip 5, state carried (medians of {len(times['bptt'])} steps each)")
+          f"clip 5, BLAS {a.blas} (OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE')}), state "
+          f"carried (medians of {len(times['bptt'])} steps each)")
     print(f"  bptt (NumPy)   {report['bptt_ms_per_step']:8.1f} ms/step "
           f"{rate['bptt']:10,.0f} chars/s")
     print(f"  PyTorch (CPU)  {report['torch_ms_per_step']:8.1f} ms/step "

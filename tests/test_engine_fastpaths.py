@@ -13,8 +13,6 @@ backwards. The fast paths checked against it:
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -277,73 +275,3 @@ def test_hidden_size_one_and_input_size_one():
         assert_close(h, h_ref, 1e-13, f"{cell} h")
         for k in g_ref:
             assert_close(g[k], g_ref[k], 1e-12, f"{cell} d{k}")
-
-
-# ---------------------------------------------------------------------------------------------
-# the benchmark's own smoke test (no PyTorch needed)
-
-
-def test_bench_runs_and_writes_json(tmp_path):
-    from bptt import bench
-
-    out, md = tmp_path / "b.json", tmp_path / "b.md"
-    rc = bench.main(["--cases", "3x2x4x5", "--repeats", "1", "--pause", "0", "--min-round",
-                     "0", "--no-torch", "--no-memory", "--no-charlm", "--json", str(out),
-                     "--markdown", str(md)])
-    assert rc == 0
-    rows = [ln for ln in md.read_text().splitlines() if ln.startswith("| rnn") or
-            ln.startswith("| lstm")]
-    assert len(rows) == 8 and all(ln.count("|") == 16 for ln in rows)
-    doc = json.loads(out.read_text())
-    recs = doc["records"]
-    assert len(recs) == 8                                            # 2 cells x 2 dtypes x 2 modes
-    for r in recs:
-        for key in ("cell", "dtype", "mode", "T", "N", "D", "H", "bptt_s", "torch_s", "ratio",
-                    "bptt_gflops", "peak_gflops", "bptt_pct_peak"):
-            assert key in r, key
-        assert r["mode"] in ("train", "infer") and r["bptt_s"] > 0 and r["torch_s"] is None
-        assert r["gemm_s"] > 0
-
-
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
-@pytest.mark.parametrize("N", [1, 3])
-def test_bench_gemm_floor_makes_the_engines_products(cell, N):
-    """The GEMM-only callable yields the shapes of the engine's dx, dWx, dWh and forward XW."""
-    from bptt import bench
-
-    T, D, H = 4, 5, 6
-    G = 4 * H if cell == "lstm" else H
-    d = bench.make_data(cell, "float64", T, N, D, H)
-    dx, dWx, dWh = bench.gemm_only_callable(cell, "train", d)()
-    assert dx.shape == (N, T, D) and dWx.shape == (D, G) and dWh.shape == (H, G)
-    assert bench.gemm_only_callable(cell, "infer", d)().shape == (G, T * N)
-
-
-def test_bench_render_turns_saved_json_into_markdown(tmp_path, capsys):
-    from bptt import bench
-
-    out = tmp_path / "b.json"
-    bench.main(["--cases", "2x1x3x4", "--cells", "lstm", "--dtypes", "float32", "--repeats", "1",
-                "--pause", "0", "--min-round", "0", "--no-torch", "--no-memory", "--no-charlm",
-                "--json", str(out)])
-    capsys.readouterr()
-    assert bench.main(["--render", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "| lstm | float32 | train | 2, 1, 3, 4 |" in text
-    assert "| lstm | float32 | infer | 2, 1, 3, 4 |" in text
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(SystemExit) as e:
-        bench.main(["--render", str(bad)])
-    assert e.value.code == 2
-    assert "not a benchmark JSON" in capsys.readouterr().err
-
-
-def test_bench_rejects_unknown_options():
-    from bptt import bench
-
-    with pytest.raises(SystemExit) as e:
-        bench.main(["--no-such-option"])
-    assert e.value.code == 2
-    with pytest.raises(SystemExit):
-        bench.main(["--cases", "3x2x4"])

@@ -93,3 +93,37 @@ def test_bad_options():
         optim.make_optimizer("adamax", 0.1)
     with pytest.raises(ValueError, match="learning rate"):
         optim.SGD(0.0)
+
+
+def test_train_step_reports_the_norm_before_clipping_and_refuses_non_finite_values():
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    grads = {"w": 10 * rng.standard_normal((3, 4)), "b": 10 * rng.standard_normal(4)}
+    norm = optim.global_norm(grads)
+    expected = {k: p - 0.1 * grads[k] * (1.0 / norm) for k, p in params.items()}
+    opt = optim.SGD(0.1)
+    state = opt.init(params)
+    stats = optim.train_step(params, grads, opt, state, 0.1, optim.Clipping(max_norm=1.0))
+    assert stats.norm == pytest.approx(norm) and stats.clipped and stats.failure is None
+    for k in params:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-12)
+    stats = optim.train_step(params, {"w": grads["w"], "b": np.full(4, 0.5)}, opt, state, 0.1,
+                             optim.Clipping(max_value=0.1))
+    assert stats.clipped_values >= 4 and stats.clipped
+    before = {k: v.copy() for k, v in params.items()}
+    bad = {"w": np.full((3, 4), np.nan), "b": np.zeros(4)}
+    stats = optim.train_step(params, bad, opt, state, 0.1)
+    assert stats.failure == "non-finite gradient"
+    for k in params:                                  # no update was made
+        np.testing.assert_array_equal(params[k], before[k])
+    with np.errstate(over="ignore"):
+        stats = optim.train_step(params, {"w": np.full((3, 4), 10.0), "b": np.zeros(4)}, opt,
+                                 state, 1e308)
+    assert stats.failure == "non-finite parameters"
+
+
+def test_every_schedule_warms_up_and_a_time_budgeted_cosine_follows_progress():
+    for schedule in optim.SCHEDULES:
+        assert optim.lr_at(schedule, 1.0, 4, total=100, warmup=10) == pytest.approx(0.5)
+    assert optim.lr_at("cosine", 1.0, 50, warmup=10, progress=0.5) == pytest.approx(0.5)
+    assert optim.lr_at("cosine", 1.0, 50, warmup=10, min_lr=0.1, progress=2.0) == 0.1

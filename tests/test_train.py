@@ -85,7 +85,7 @@ def test_a_transient_non_finite_loss_rolls_back_and_lowers_the_lr(tmp_path, corp
     trainer.model.loss_and_state = flaky
     result = trainer.run()
     assert result.status == 0 and result.step == 30
-    assert trainer.c.rollbacks == 1 and trainer.c.lr_scale == 0.5
+    assert trainer.counters.rollbacks == 1 and trainer.counters.lr_scale == 0.5
     assert calls["n"] == 30 + 1 + 2                   # failed at step 8, replayed steps 6 and 7
     assert all(np.isfinite(p).all() for p in trainer.model.params.values())
 
@@ -113,7 +113,7 @@ def test_a_time_budget_ends_the_schedule_and_the_run(tmp_path, corpus_file):
     trainer = Trainer.start(cfg, tmp_path / "run", _quiet())
     result = trainer.run()
     assert result.status == 0 and result.message.startswith("done")
-    assert trainer.c.elapsed_s < 0.03 * 60 + 5
+    assert trainer.counters.elapsed_s < 0.03 * 60 + 5
     assert learning_rate(cfg, 10_000, 1.0) == pytest.approx(cfg.lr * cfg.min_lr_ratio)
 
 
@@ -151,3 +151,61 @@ def test_language_model_loss_with_carried_state_matches_numerical_gradients(cell
     assert {r.name for r in results} == set(model.params)
     worst = max(results, key=lambda r: r.error)
     assert worst.error < 1e-7, worst
+
+
+def _flaky_at(trainer, bad_steps):
+    """Make the model's loss NaN the first time each step in ``bad_steps`` is taken."""
+    real = trainer.model.loss_and_state
+    seen = set()
+
+    def flaky(*args, **kw):
+        loss, grads, state = real(*args, **kw)
+        step = trainer.counters.step
+        if step in bad_steps and step not in seen:
+            seen.add(step)
+            return math.nan, grads, state
+        return loss, grads, state
+
+    trainer.model.loss_and_state = flaky
+
+
+@pytest.mark.parametrize("stop_at", [10, 13])
+def test_a_rollback_after_a_resume_equals_one_without_the_stop(tmp_path, stop_at):
+    text = tmp_path / "t.txt"
+    text.write_text(make_text(900, seed=1), encoding="utf-8")
+    cfg = dict(layers=2, dropout=0.3, max_steps=24, snapshot_every=4, eval_every=5)
+    a = Trainer.start(_cfg(text, **cfg), tmp_path / "a", _quiet())
+    _flaky_at(a, {15})                     # step 16 fails: back to the snapshot of step 12
+    assert a.run().status == 0 and a.counters.rollbacks == 1
+    b = Trainer.start(_cfg(text, **cfg), tmp_path / "b", _quiet())
+    assert b.run(stop_at=stop_at).step == stop_at
+    b = Trainer.resume(tmp_path / "b", _quiet())
+    _flaky_at(b, {15})
+    assert b.run().status == 0 and b.counters.rollbacks == 1
+    (ma, arr_a), (mb, arr_b) = _final_arrays(tmp_path / "a"), _final_arrays(tmp_path / "b")
+    assert ma["counters"]["lr_scale"] == mb["counters"]["lr_scale"] == 0.5
+    assert set(arr_a) == set(arr_b)
+    for k in arr_a:
+        np.testing.assert_array_equal(arr_a[k], arr_b[k], err_msg=k)
+    assert ma["rng"] == mb["rng"] and ma["optimizer"] == mb["optimizer"]
+
+
+def test_a_non_finite_validation_loss_rolls_back_like_a_diverged_step(tmp_path, corpus_file,
+                                                                       monkeypatch):
+    from bptt.charlm import trainer as trainer_module
+    real = trainer_module.evaluate
+    calls = {"n": 0}
+
+    def nan_once(model, ids, max_chars=0):
+        calls["n"] += 1
+        return math.nan if calls["n"] == 2 else real(model, ids, max_chars)
+
+    monkeypatch.setattr(trainer_module, "evaluate", nan_once)
+    trainer = Trainer.start(_cfg(corpus_file, snapshot_every=5), tmp_path / "run", _quiet())
+    result = trainer.run()
+    assert result.status == 0 and result.step == 30
+    assert trainer.counters.rollbacks == 1
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert [r["step"] for r in rows] == [0, 20, 30]       # step 10's evaluation failed
+    assert all(math.isfinite(r["val_loss"]) for r in rows)

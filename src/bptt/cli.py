@@ -2,12 +2,19 @@
 
 Each subcommand lives in its own module under ``bptt.commands`` with two functions:
 ``register(subparsers)`` (adds its parser and sets ``func``) and the runner it sets.
+
+Exit status: 0 done, 1 training diverged, 2 a problem with what was asked (one line on stderr
+naming the problem and the fix), 70 an internal error (a bug: one line, and with ``--debug`` or
+``BPTT_DEBUG=1`` the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import math
+import os
 import sys
 
 # Subcommand modules, in the order ``bptt --help`` lists them.
@@ -22,38 +29,147 @@ COMMANDS = [
     "bptt.commands.export",
     "bptt.commands.import_torch",
 ]
+EXIT_USAGE, EXIT_INTERNAL = 2, 70
+
+# What to do about an OSError, by errno.
+OS_FIXES = {
+    errno.ENOSPC: "the disk is full; free some space and try again (files bptt had written are "
+                  "intact)",
+    errno.EDQUOT: "the disk quota is used up; free some space and try again",
+    errno.EACCES: "permission denied; choose a path you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a path you can write to",
+    errno.EROFS: "the file system is read-only; choose a writable location",
+    errno.ELOOP: "a loop of symbolic links; give a real path",
+    errno.ENOTDIR: "a component of the path is a file, not a directory; fix the path",
+    errno.EISDIR: "it is a directory; give a file",
+    errno.EEXIST: "it already exists; choose a new name",
+    errno.ENAMETOOLONG: "the name is too long; use a shorter path",
+    errno.ENOENT: "no such file or directory; check the path",
+    errno.EMFILE: "too many open files; close some programs and try again",
+    errno.EIO: "an input/output error from the disk; check the disk and try again",
+}
 
 
 class UserError(Exception):
     """A problem with what the user asked for; printed as one line, exit status 2."""
 
 
+# ---------------------------------------------------------------- option types (ranges checked
+# where the option is parsed; an error is argparse's one line)
+
+def int_at_least(low: int, what: str = ""):
+    """An argparse type: an integer >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            rule = {0: "0 or more", 1: "at least 1"}.get(low, f"at least {low}")
+            raise argparse.ArgumentTypeError(f"{value} is too small: it must be {rule}{what}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+def finite_float(low: float | None = None, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False):
+    """An argparse type: a finite float in the given range (bounds open or closed)."""
+    lo_b, hi_b = "(" if low_open else "[", ")" if high_open else "]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        ok = math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            rng = f"{lo_b}{'-inf' if low is None else f'{low:g}'}, " \
+                  f"{'inf' if high is None else f'{high:g}'}{hi_b}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be a finite "
+                                             f"number in {rng}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+SEED = int_at_least(0, " (a seed is a non-negative integer)")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: ``bptt CMD: error: MESSAGE (see bptt CMD -h)``."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bptt import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bptt",
         description="Recurrent networks (RNN, LSTM) with hand-written backpropagation through "
                     "time in NumPy.")
     parser.add_argument("--version", action="version", version=f"bptt {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an internal error (also "
+                             "BPTT_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def os_error_message(e: OSError) -> str:
+    """``PATH: what happened; what to do`` for an OSError (no raw [Errno N])."""
+    where = e.filename if e.filename is not None else ""
+    fix = OS_FIXES.get(e.errno, f"{e.strerror or e}; check the path, the disk and the "
+                                f"permissions")
+    return f"{where}: {fix}" if where else fix
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("BPTT_DEBUG", "") not in ("", "0") or "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]             # accepted anywhere on the line
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, OSError) as e:
-        print(f"bptt {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"bptt {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_USAGE
+    prog = f"bptt {args.command}"
+    from bptt import distributed as dist
 
+    def refuse(message: str, code: int = EXIT_USAGE) -> int:
+        if dist.current_size() > 1:     # the other processes would wait for this one forever
+            return dist.fail(message, code)
+        print(message, file=sys.stderr)
+        return code
+
+    try:
+        if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
+            dist.world()
+        return int(args.func(args) or 0)
+    except dist.WorldError as e:      # found alike by every process: one line, from process 0
+        if dist.is_root_process():
+            print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return refuse(f"{prog}: interrupted", 130)
+    except (UserError, ValueError) as e:
+        return refuse(f"{prog}: error: {' '.join(str(e).split())}")     # always one line
+    except OSError as e:
+        return refuse(f"{prog}: error: {os_error_message(e)}")
+    except MemoryError:
+        return refuse(f"{prog}: error: out of memory; use a smaller model, batch or file")
+    except Exception as e:
+        if debug:
+            raise
+        msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return refuse(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
+                      f"--debug (or BPTT_DEBUG=1) for the traceback and report it",
+                      EXIT_INTERNAL)

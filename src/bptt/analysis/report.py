@@ -33,6 +33,7 @@ from bptt.analysis.insight import (
     gate_saturation,
     interesting_units,
 )
+from bptt.charlm.rundir import atomic_write_text, read_jsonl
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'")
@@ -251,26 +252,11 @@ def write_report(path, *, metrics: list[dict], samples: list[dict], title: str,
         f"<h1>{esc(title)}</h1><nav>{nav_html}</nav>\n" + "\n".join(sections) +
         f"\n</main>{scripts}</body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)          # a full disk leaves the old report, not a 0-byte one
     return path
 
 
 # ---------------------------------------------------------------- a run directory
-
-def read_jsonl(path) -> list[dict]:
-    """The JSON objects of a file with one per line ([] if it does not exist)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-    return out
-
 
 def load_model_for_report(run_dir) -> tuple | None:
     """(model, vocab list[str], validation text) of a run, or None when it cannot be loaded.

@@ -31,6 +31,7 @@ class TrainConfig:
     dropout: float = 0.0               # between layers
     learn_h0: bool = False
     dtype: str = "float32"
+    init_std: float = 0.0              # > 0: weight matrices ~ N(0, init_std**2); 0 = default
     # batches
     batch: int = 32                    # N streams
     seq_len: int = 128                 # T steps of truncated BPTT
@@ -42,6 +43,8 @@ class TrainConfig:
     momentum: float = 0.9
     rho: float = 0.9
     eps: float = 1e-8
+    eps_inside_sqrt: bool = False      # Adagrad: g / sqrt(G + eps) (min-char-rnn), else
+                                       # g / (sqrt(G) + eps) (PyTorch)
     weight_decay: float | None = None  # None: the optimizer's own default (AdamW 0.01, Adam 0)
     # schedule
     schedule: str = "cosine"           # constant | step | cosine
@@ -49,6 +52,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.1          # cosine ends at lr * min_lr_ratio
     decay_every: int = 1000            # step schedule: lr *= decay_gamma every decay_every steps
     decay_gamma: float = 0.5
+    # loss: "mean" = nats per character (the mean over N and T), "sum" = summed over the T steps
+    # of a batch and averaged over the N streams (min-char-rnn's loss for N = 1). Gradients,
+    # clipping and updates act on this loss; the logged loss is per character either way.
+    reduction: str = "mean"
     # clipping
     clip_norm: float = 5.0             # 0 = off
     clip_value: float = 0.0            # 0 = off
@@ -70,7 +77,7 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> LMConfig:
         return LMConfig(vocab_size=vocab_size, hidden=self.hidden, layers=self.layers,
                         cell=self.cell, embed=self.embed, dropout=self.dropout,
-                        learn_h0=self.learn_h0, dtype=self.dtype)
+                        learn_h0=self.learn_h0, dtype=self.dtype, init_std=self.init_std)
 
     @property
     def time_budgeted(self) -> bool:
@@ -78,24 +85,39 @@ class TrainConfig:
         return self.max_steps == 0 and self.max_minutes > 0
 
     def validate(self) -> TrainConfig:
+        """Check every option's type and range (one-line ValueError naming the option and the
+        rule); the CLI calls this before it touches any file."""
         def bad(name, rule):
             value = getattr(self, name)
             raise ValueError(f"--{name.replace('_', '-')} is {value!r}; {rule}")
 
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            ok = {"int": _is_int(value), "float": _is_number(value),
+                  "float | None": value is None or _is_number(value),
+                  "str": isinstance(value, str), "bool": isinstance(value, bool),
+                  "list[str]": isinstance(value, list)}.get(kind, True)
+            if not ok:
+                bad(f.name, f"it must be {'an integer' if kind == 'int' else 'a ' + kind}")
+            if kind.startswith("float") and value is not None and not math.isfinite(value):
+                bad(f.name, "it must be a finite number")
         choices = {"cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS),
                    "schedule": list(SCHEDULES), "encoding": list(ENCODINGS),
-                   "dtype": ["float32", "float64"]}
+                   "dtype": ["float32", "float64"], "reduction": ["mean", "sum"]}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"use one of {allowed}")
-        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every"):
+        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every",
+                     "decay_every"):
             if getattr(self, name) < 1:
                 bad(name, "it must be at least 1")
         for name in ("embed", "warmup", "max_steps", "eval_chars", "sample_chars",
-                     "max_rollbacks", "decay_every"):
+                     "max_rollbacks", "seed"):
             if getattr(self, name) < 0:
                 bad(name, "it must be 0 or more")
-        for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes"):
+        if self.eval_chars == 1:
+            bad("eval_chars", "one character leaves nothing to predict: use 2 or more (0 = all)")
+        for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes", "init_std"):
             if not getattr(self, name) >= 0:
                 bad(name, "it must be 0 (off) or positive")
         for name in ("lr", "eps", "sample_temperature"):
@@ -107,9 +129,11 @@ class TrainConfig:
             bad("dropout", "dropout acts between layers; use --layers 2 or more")
         if not 0 < self.val_fraction < 1:
             bad("val_fraction", "it must be in (0, 1)")
-        for name in ("beta1", "beta2", "momentum", "rho", "min_lr_ratio"):
-            if not 0 <= getattr(self, name) <= 1:
-                bad(name, "it must be in [0, 1]")
+        for name in ("beta1", "beta2", "momentum", "rho"):
+            if not 0 <= getattr(self, name) < 1:
+                bad(name, "it must be in [0, 1) (at 1 the average never moves)")
+        if not 0 <= self.min_lr_ratio <= 1:
+            bad("min_lr_ratio", "it must be in [0, 1]")
         if not 0 < self.rollback_lr_factor < 1:
             bad("rollback_lr_factor", "it must be in (0, 1)")
         if not 0 < self.decay_gamma <= 1:
@@ -127,7 +151,7 @@ class TrainConfig:
         if name == "momentum":
             kw = {"mu": self.momentum}
         elif name == "adagrad":
-            kw = {"eps": self.eps}
+            kw = {"eps": self.eps, "eps_inside_sqrt": self.eps_inside_sqrt}
         elif name == "rmsprop":
             kw = {"rho": self.rho, "eps": self.eps}
         elif name in ("adam", "adamw"):
@@ -152,6 +176,16 @@ PRESETS: dict[str, dict] = {
                  optimizer="adam", lr=1e-2, schedule="cosine", warmup=5, max_steps=60,
                  eval_every=20, eval_chars=2000, sample_chars=80),
 }
+# min-char-rnn (Karpathy 2015) exactly: one-hot input, one tanh RNN layer of 100, one stream of
+# 25 steps, the loss summed over the 25 steps, every gradient entry clipped to [-5, 5], Adagrad
+# with lr 0.1 and p -= lr * g / sqrt(G + 1e-8), weights N(0, 0.01^2), zero biases, float64, no
+# schedule. Its one difference: it trains on the whole text; this holds out the last 10 %.
+PRESETS["min-char-rnn"] = dict(
+    cell="rnn", layers=1, hidden=100, embed=0, dropout=0.0, learn_h0=False, dtype="float64",
+    init_std=0.01, batch=1, seq_len=25, optimizer="adagrad", lr=0.1, eps=1e-8,
+    eps_inside_sqrt=True, reduction="sum", schedule="constant", warmup=0, clip_norm=0.0,
+    clip_value=5.0, max_minutes=5.0, eval_every=1000, eval_chars=50_000, sample_chars=200,
+    sample_temperature=1.0)
 RESUME_OVERRIDABLE = ("max_steps", "max_minutes", "eval_every", "eval_minutes", "eval_chars",
                       "sample_chars", "sample_temperature", "max_rollbacks")
 
@@ -176,16 +210,17 @@ def config_from_preset(preset: str, **given) -> TrainConfig:
 
 
 def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
-    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction.
+    """The scheduled learning rate at ``step`` (0-based), before any rollback reduction
+    (``bptt.optim.lr_at``: a linear warmup, then the schedule). A time-budgeted cosine
+    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used."""
+    return lr_at(cfg.schedule, cfg.lr, step, total=cfg.max_steps, warmup=cfg.warmup,
+                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=cfg.lr * cfg.min_lr_ratio,
+                 progress=time_frac if cfg.time_budgeted else None)
 
-    Every schedule starts with a linear warmup over ``warmup`` steps. A time-budgeted cosine
-    (``max_minutes`` without ``max_steps``) decays over the fraction of the time budget used.
-    """
-    base, low = cfg.lr, cfg.lr * cfg.min_lr_ratio
-    if cfg.warmup and step < cfg.warmup:
-        return base * (step + 1) / cfg.warmup
-    if cfg.schedule == "cosine" and cfg.time_budgeted:
-        frac = min(max(time_frac, 0.0), 1.0)
-        return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * frac))
-    return lr_at(cfg.schedule, base, step, total=cfg.max_steps, warmup=cfg.warmup,
-                 every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=low)
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

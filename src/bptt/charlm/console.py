@@ -7,6 +7,7 @@ the reports; warnings still go to stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 
@@ -62,3 +63,30 @@ class Console:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class GracefulInterrupt:
+    """Within the block, the first SIGINT only sets ``requested``; a second one raises
+    KeyboardInterrupt as usual. Does nothing outside the main thread."""
+
+    def __init__(self, console: Console):
+        self.console, self.requested, self._old = console, False, None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.console.warn("stopping after this step to save a checkpoint (Ctrl-C again to "
+                          "abort without saving)")
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:                    # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False

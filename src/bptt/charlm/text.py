@@ -23,6 +23,7 @@ import numpy as np
 
 ENCODINGS = ("utf-8", "bytes")
 CHUNK_BYTES = 1 << 22            # bytes read per chunk (4 MiB)
+UTF8_BOM = b"\xef\xbb\xbf"      # stripped from the start of a UTF-8 file (not a symbol)
 BINARY_SNIFF = 8000              # a NUL byte in the first this-many bytes means "binary" (as git)
 
 
@@ -145,11 +146,14 @@ def _utf8_cut(data: bytes) -> int:
     return i if i + need > n else n
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise CorpusError(f"{path}: no such file")
-    if path.is_dir():
-        raise CorpusError(f"{path} is a directory; give a text file")
+def check_corpus_file(path: Path) -> None:
+    """A regular file (stat before open: a FIFO or a device would block or never end)."""
+    from bptt.charlm.rundir import RunDirError, check_regular_file
+
+    try:
+        check_regular_file(path, "text file")
+    except RunDirError as e:
+        raise CorpusError(str(e)) from None
 
 
 def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
@@ -158,11 +162,12 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
     uint32 code points. Invalid UTF-8 raises ``CorpusError`` naming the byte offset."""
     path = Path(path)
     _check_encoding(encoding)
-    _check_file(path)
+    check_corpus_file(path)
     with open(path, "rb") as f:
         carry, offset, first = b"", 0, True            # offset: file position of data[0]
         while True:
             block = f.read(chunk_bytes)
+            eof = not block
             if hasher is not None:
                 hasher.update(block)
             if first and encoding == "utf-8":
@@ -171,16 +176,21 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
                     raise CorpusError(f"{path} looks like a binary file (NUL byte at offset "
                                       f"{nul}); give a text file, or --encoding bytes to model "
                                       f"its raw bytes")
+            if first and encoding == "utf-8" and block.startswith(UTF8_BOM):
+                block = block[len(UTF8_BOM):]           # a byte-order mark is not text
+                offset = len(UTF8_BOM)
             first = False
             data = carry + block
             if not data:
-                return
+                if eof:
+                    return
+                continue
             if encoding == "bytes":
                 yield np.frombuffer(data, dtype=np.uint8)
                 carry = b""
                 offset += len(data)
                 continue
-            cut = _utf8_cut(data) if block else len(data)
+            cut = _utf8_cut(data) if not eof else len(data)
             part = data[:cut]
             try:
                 text = part.decode("utf-8")
@@ -198,7 +208,7 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
                     yield np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
             carry = data[cut:]
             offset += cut
-            if not block:
+            if eof:
                 return
 
 
@@ -258,24 +268,33 @@ def _byte_lut(vocab: Vocab) -> np.ndarray:
 def encode_files(paths: Sequence[str | os.PathLike], vocab: Vocab, total: int,
                  out_path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
     """Second pass: write the ids of all files, concatenated, to ``out_path`` (.npy) and return
-    them memory-mapped read-only. ``total`` is the symbol count from ``build_vocab``."""
+    them memory-mapped read-only. ``total`` is the symbol count from ``build_vocab``.
+
+    The file is written with ordinary writes (a ``.npy`` header, then the ids chunk by chunk)
+    into a temporary beside it and renamed when complete: a full disk is an OSError (ENOSPC)
+    with the temporary removed, never a bus error from a memory map."""
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     lut = _byte_lut(vocab)
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=vocab.id_dtype, shape=(total,))
+    dtype = vocab.id_dtype
     pos = 0
     try:
-        for p in paths:
-            for cps in iter_symbols(p, vocab.encoding, chunk_bytes):
-                ids = _ids_of(vocab, cps, lut)
-                if ids.min(initial=0) < 0 or pos + ids.size > total:
-                    raise CorpusError("the corpus changed while it was being read; try again")
-                arr[pos:pos + ids.size] = ids
-                pos += ids.size
-        if pos != total:
-            raise CorpusError("the corpus changed while it was being read; try again")
-        arr.flush()
-        del arr
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                    "shape": (total,)})
+            for p in paths:
+                for cps in iter_symbols(p, vocab.encoding, chunk_bytes):
+                    ids = _ids_of(vocab, cps, lut)
+                    if ids.min(initial=0) < 0 or pos + ids.size > total:
+                        raise CorpusError("the corpus changed while it was being read; try "
+                                          "again")
+                    f.write(ids.astype(dtype, copy=False).tobytes())
+                    pos += ids.size
+            if pos != total:
+                raise CorpusError("the corpus changed while it was being read; try again")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():

@@ -7,12 +7,14 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from bptt.cli import SEED
+
     p = sub.add_parser("gradcheck", help="check every hand-written backward numerically",
                        description="Compare every layer's analytic gradients with central "
                                    "differences in float64 (random non-zero weights, biases, "
                                    "initial states and upstream gradients). Exits 1 if any "
                                    "relative error exceeds its threshold.")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(func=run)
 

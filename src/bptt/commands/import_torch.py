@@ -29,29 +29,36 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bptt.charlm.checkpoint import save_checkpoint
+    from bptt.charlm.rundir import RunDir, atomic_write_text, refuse_run_file
     from bptt.cli import UserError
-    from bptt.interop.files import import_torch_lm, import_torch_stack, sibling
+    from bptt.interop.files import import_torch_lm, import_torch_stack, sibling, write_safetensors
 
     out = Path(args.out)
     if args.stack_only:
         stack = import_torch_stack(args.file, args.cell)
-        if not out.name.endswith(".safetensors"):
+        if not out.name.endswith(".safetensors") or out.is_dir():
             raise UserError(f"{out}: name the output file *.safetensors")
-        from safetensors.numpy import save_file
-        save_file({k: v.copy() for k, v in stack.params.items()}, str(out))
+        for p in (out, sibling(out, ".json")):
+            refuse_run_file(p, "OUT")
+        write_safetensors(out, stack.params)
         desc = {"cell": stack.cell, "num_layers": stack.num_layers,
                 "bidirectional": stack.bidirectional, "input_size": stack.input_size,
                 "hidden_size": stack.hidden_size, "source": str(args.file)}
-        sibling(out, ".json").write_text(json.dumps(desc, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(sibling(out, ".json"), json.dumps(desc, indent=1) + "\n")
         print(f"wrote {out} and {sibling(out, '.json')}: {stack.num_layers}-layer "
               f"{'bidirectional ' if stack.bidirectional else ''}{stack.cell}, "
               f"D={stack.input_size}, H={stack.hidden_size}")
         return 0
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty; choose a new run directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty directory; choose a new run "
+                        f"directory")
     model, vocab, meta = import_torch_lm(args.file)
     arrays = {f"param/{k}": v for k, v in model.params.items()}
-    save_checkpoint(out, arrays, {"step": 0, "model": model.config.to_dict(),
-                                  "vocab": vocab.to_json(), "imported_from": str(args.file)})
+    run = RunDir.create(out)
+    try:
+        save_checkpoint(out, arrays, {"step": 0, "model": model.config.to_dict(),
+                                      "vocab": vocab.to_json(), "imported_from": str(args.file)})
+    finally:
+        run.close()
     print(f"wrote run directory {out} (bptt sample {out} / bptt score {out} FILE)")
     return 0

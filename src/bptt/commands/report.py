@@ -26,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chars < 1:
         raise UserError(f"--chars is {args.chars}; it must be at least 1")
+    if args.out is not None:
+        from bptt.charlm.rundir import refuse_run_file
+        if not args.out.strip():
+            raise UserError("--out is empty; give a file name, e.g. --out report.html")
+        refuse_run_file(args.out, "--out")
     try:
         path = build_run_report(args.run, args.out, chars=args.chars, title=args.title)
     except ImportError as e:

@@ -8,6 +8,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from bptt.cli import SEED, finite_float, int_at_least
     from bptt.tasks.registry import TASKS
 
     names = ", ".join(TASKS)
@@ -17,20 +18,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", metavar="NAME", help=f"one of: {names}")
     p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm",
                    help="recurrent cell (default lstm)")
-    p.add_argument("--T", type=int, default=None,
+    p.add_argument("--T", type=int_at_least(1), default=None,
                    help="sequence length, for adding, adding1997 and copy")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (online tasks)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (fixed data sets)")
-    p.add_argument("--hidden", type=int, default=None, help="hidden units per direction")
-    p.add_argument("--layers", type=int, default=None, help="recurrent layers")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--steps", type=int_at_least(1), default=None,
+                   help="training steps (online tasks)")
+    p.add_argument("--epochs", type=int_at_least(1), default=None,
+                   help="training epochs (fixed data sets)")
+    p.add_argument("--hidden", type=int_at_least(1), default=None,
+                   help="hidden units per direction")
+    p.add_argument("--layers", type=int_at_least(1), default=None, help="recurrent layers")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="bidirectional recurrent layers (classification tasks only)")
     p.add_argument("--pooling", choices=["last", "mean", "max"], default=None,
                    help="pooling over time (classification and regression tasks)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--batch-size", type=int, default=None, help="sequences per batch")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--lr", type=finite_float(0, low_open=True), default=None, help="learning rate")
+    p.add_argument("--batch-size", type=int_at_least(1), default=None, help="sequences per batch")
+    p.add_argument("--threads", type=int_at_least(0), default=1,
                    help="BLAS threads (default 1; 0 leaves the library default)")
     p.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
     p.add_argument("--verbose", action="store_true", help="print training progress")
@@ -56,8 +60,15 @@ def format_result(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bptt.distributed import WorldError, world
     from bptt.tasks.runner import run_task
     from bptt.tasks.threads import blas_threads
+
+    if world().size > 1:
+        raise WorldError(f"bptt task trains one small model in one process ({world().size} "
+                         f"were started): its steps take milliseconds, so splitting a batch would "
+                         f"spend them in the all-reduce. Spread runs instead: mpiexec -n "
+                         f"{world().size} bptt suite --only {args.name}")
 
     if args.name in ("reber", "copy") and (args.pooling or args.bidirectional):
         raise ValueError(f"task {args.name!r} predicts the next symbol at every step; it takes "

@@ -59,9 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "parameters step for step as a run that never stopped)")
     g.add_argument("--overwrite", action="store_true",
                    help="start over in an --out directory that already holds a run")
-    g.add_argument("--preset", choices=["default", "shakespeare", "tiny"], default=None,
+    g.add_argument("--preset", choices=["default", "shakespeare", "tiny", "min-char-rnn"],
+                   default=None,
                    help="option set: default (the main job), shakespeare (the 30-minute "
-                        "tiny-shakespeare benchmark), tiny (a seconds-long smoke run)")
+                        "tiny-shakespeare benchmark), tiny (a seconds-long smoke run), "
+                        "min-char-rnn (Karpathy's min-char-rnn.py exactly: one-hot input, "
+                        "1 x 100 tanh RNN, batch 1 x 25, summed loss, clip 5, its Adagrad, "
+                        "0.01 init)")
+    g.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="read options from a TOML file (keys: these options without the "
+                        "dashes, plus corpus = [files], preset, out); options given here "
+                        "override it")
     opt(g, "--seed", int, "random seed (weights, dropout, samples)", "N")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar, reports or samples on the console (files are still "
@@ -94,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--learn-h0", action="store_const", const=True, default=None,
                    help="learn the initial hidden state")
     opt(g, "--dtype", str, "parameter and activation type", choices=["float32", "float64"])
+    opt(g, "--init-std", float, "draw every weight matrix from N(0, S^2) (min-char-rnn: 0.01); "
+                                "0 = the default initialisers", "S")
 
     g = p.add_argument_group("optimizer")
     opt(g, "--optimizer", str, "update rule",
@@ -103,7 +113,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--beta2", float, "Adam/AdamW second-moment decay", "B")
     opt(g, "--momentum", float, "momentum coefficient (--optimizer momentum)", "MU")
     opt(g, "--rho", float, "RMSprop decay", "RHO")
-    opt(g, "--eps", float, "denominator epsilon (Adagrad, RMSprop, Adam)", "EPS")
+    opt(g, "--eps", float, "denominator epsilon (Adagrad, RMSprop, Adam): g / (sqrt(v) + EPS)",
+        "EPS")
+    g.add_argument("--eps-inside-sqrt", action="store_const", const=True, default=None,
+                   help="Adagrad: p -= lr * g / sqrt(G + EPS), min-char-rnn's rule, instead of "
+                        "PyTorch's p -= lr * g / (sqrt(G) + EPS)")
     opt(g, "--weight-decay", float, "decoupled weight decay (AdamW default 0.01)", "WD")
 
     g = p.add_argument_group("learning-rate schedule")
@@ -114,9 +128,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--decay-every", int, "step schedule: decay every N steps", "N")
     opt(g, "--decay-gamma", float, "step schedule: multiply lr by G", "G")
 
-    g = p.add_argument_group("clipping and divergence")
-    opt(g, "--clip-norm", float, "clip the global gradient norm to this; 0 = off", "C")
-    opt(g, "--clip-value", float, "clip every gradient entry to [-C, C] (min-char-rnn: 5); "
+    g = p.add_argument_group("loss, clipping and divergence")
+    opt(g, "--reduction", str, "the loss that is differentiated, clipped and minimised: mean "
+                               "(nats per character, the mean over the N x T predictions) or "
+                               "sum (summed over the T steps, mean over the N streams: "
+                               "min-char-rnn's for N = 1); the logged loss is per character",
+        choices=["mean", "sum"])
+    opt(g, "--clip-norm", float, "scale the gradients of that loss so their global norm is at "
+                                 "most C; 0 = off", "C")
+    opt(g, "--clip-value", float, "clip every entry of the gradients of that loss to [-C, C]: "
+                                  "with --reduction mean a limit C acts like C x T on summed "
+                                  "gradients (min-char-rnn: --reduction sum --clip-value 5); "
                                   "0 = off", "C")
     opt(g, "--max-rollbacks", int, "on a non-finite loss or gradient, roll back to the last good "
                                    "state and lower the lr; give up after this many in a row",
@@ -132,6 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt(g, "--eval-chars", int, "validation characters per evaluation; 0 = all", "N")
     opt(g, "--sample-chars", int, "characters sampled at each evaluation; 0 = none", "N")
     opt(g, "--sample-temperature", float, "temperature of those samples", "T")
+    g.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log metrics.jsonl's scalars and the samples as TensorBoard events "
+                        "in DIR (needs tensorboardX)")
     p.set_defaults(func=run)
 
 
@@ -139,23 +164,46 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from bptt.charlm.console import Console
+    from bptt.charlm.tensorboard import mirroring, open_writer, run_path
+    from bptt.charlm.tomlconfig import merge_config_file
     from bptt.charlm.trainer import TrainConfig, Trainer, config_from_preset
     from bptt.cli import UserError
+    from bptt.distributed import world
 
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    console = Console(quiet=args.quiet)
-    if args.resume:
-        if args.paths or args.out or args.preset:
+    given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
+    if args.stop_at is not None and args.stop_at < 1:
+        raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
+    cfg = None
+    if args.resume is not None:
+        if args.paths or args.out is not None or args.preset or args.overwrite:
             raise UserError("--resume RUN continues a run with its own corpus, directory and "
-                            "options; leave out PATH, --out and --preset")
-        trainer = Trainer.resume(args.resume, console, given)
+                            "options; leave out PATH, --out, --preset and --overwrite")
+        if not args.resume.strip():
+            raise UserError("--resume is empty; give the run directory to continue")
     else:
-        if args.stop_at is not None and args.stop_at < 1:
-            raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
-        trainer = Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
-    result = trainer.run(stop_at=args.stop_at)
-    if result.status == 1:
+
+    def build(console: Console) -> Trainer:
+        if args.resume is not None:
+            return Trainer.resume(args.resume, console, given)
+        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+
+    if world().size > 1:           # under mpiexec / srun: one data-parallel job
+        from bptt.distributed.trainer import start_parallel
+
+        trainer = start_parallel(args, cfg, build, world())
+    else:
+        trainer = build(Console(quiet=args.quiet))
+    if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+        if trainer.rundir is not None:
+            trainer.rundir.close()
+        raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                        f"{trainer.counters.step}; give a later step")
+    tensorboard = open_writer(args.tensorboard) if trainer.writes else None   # --tensorboard
+    with mirroring(tensorboard, run_path(trainer)):
+        result = trainer.run(stop_at=args.stop_at)
+    if result.status == 1 and trainer.writes:
         print(f"bptt train: error: {result.message}", file=sys.stderr)
     return result.status

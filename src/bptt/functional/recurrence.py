@@ -59,6 +59,7 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 
 from bptt.functional import _validate as v
+from bptt.functional import fastpath
 from bptt.functional.cells import AnyCell, GateLayout
 
 
@@ -257,6 +258,8 @@ def recurrence_forward(cell: AnyCell, x: np.ndarray, h0: np.ndarray, Wx: np.ndar
     for the others. With ``store=False`` (inference) nothing is kept for a backward and the cache
     is None; h and last_extra are the same.
     """
+    if fastpath.handles(cell, x):                                      # compiled (bptt[fast])
+        return fastpath.forward(cell, x, h0, Wx, Wh, b, mask, c0, bh, store)
     N, T, D = x.shape
     H = h0.shape[1]
     G = cell.gates * H
@@ -316,6 +319,8 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     Returns ``RecurrenceGrads`` (dx (N, T, D), dh0 (N, H), dextra0 (N, H) or None, dWx (D, G),
     dWh (H, G), db (G,), dbh (H,) or None). The cache may be used for more than one backward.
     """
+    if fastpath.owns(cache):                                           # a compiled forward's
+        return fastpath.backward(dh, cache, dlast_extra)
     cell, Hs, x = cache.cell, cache.Hs, cache.x
     N, T, D = x.shape
     H = Hs.shape[0]

@@ -225,8 +225,11 @@ def _gru_checks(rng: np.random.Generator) -> list[CheckResult]:
 
 def run_all(seed: int = 0) -> list[CheckResult]:
     """Run every check; returns one result per (layer, gradient)."""
+    from bptt.gradcheck.catalogue_models import model_checks
+
     rng = np.random.default_rng(seed)
-    return _layer_checks(rng) + _model_checks(rng) + _sequence_checks(rng) + _gru_checks(rng)
+    return (_layer_checks(rng) + _model_checks(rng) + _sequence_checks(rng) + _gru_checks(rng)
+            + model_checks(rng))
 
 
 def format_table(results: list[CheckResult]) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bptt.charlm.rundir import atomic_write_bytes, atomic_write_text
 from bptt.interop.torch import stack_from_torch_state_dict, stack_to_torch_state_dict
 
 SIDECAR_FORMAT = "bptt-torch-export"
@@ -85,14 +86,22 @@ def export_torch(loaded, out: str | Path) -> list[Path]:
 
     ``loaded`` is what ``bptt.charlm.sampling.load(run)`` returns. Returns the paths written.
     """
+    from bptt.charlm.rundir import refuse_run_file
+
     out = Path(out)
+    if out.is_dir():
+        raise InteropError(f"{out} is a directory; name the output file, e.g. {out}/model."
+                           f"safetensors")
     if not out.name.endswith(".safetensors"):
         raise InteropError(f"{out}: name the output file *.safetensors")
     if not out.parent.is_dir():
         raise InteropError(f"{out.parent} is not a directory; create it first")
+    for p in (out, sibling(out, ".head.safetensors"), sibling(out, ".json")):
+        refuse_run_file(p, "OUT")
+        if p.is_dir():
+            raise InteropError(f"{p} is a directory; choose another OUT")
     model = loaded.model
     stack, head, ctor = lm_to_torch_arrays(model)
-    st = _st()
     cfg = model.config
     module = {"lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU", "rnn": "torch.nn.RNN"}[cfg.cell]
     head_path, json_path = sibling(out, ".head.safetensors"), sibling(out, ".json")
@@ -108,10 +117,16 @@ def export_torch(loaded, out: str | Path) -> list[Path]:
             "bptt_config": cfg.to_dict(),
             "vocab": loaded.vocab.to_json(),
             "source": str(loaded.path)}
-    st.save_file({k: np.ascontiguousarray(v) for k, v in stack.items()}, str(out))
-    st.save_file({k: np.ascontiguousarray(v) for k, v in head.items()}, str(head_path))
-    json_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    write_safetensors(out, stack)
+    write_safetensors(head_path, head)
+    atomic_write_text(json_path, json.dumps(meta, indent=1) + "\n")
     return [out, head_path, json_path]
+
+
+def write_safetensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Serialise in memory, then write atomically (a full disk leaves no partial file)."""
+    blob = _st().save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, blob)
 
 
 @dataclass
@@ -143,8 +158,12 @@ class ImportedStack:
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InteropError(f"{path}: no such file")
+    from bptt.charlm.rundir import RunDirError, check_regular_file
+
+    try:
+        check_regular_file(path, "safetensors file")
+    except RunDirError as e:
+        raise InteropError(str(e)) from None
     try:
         return _st().load(path.read_bytes())
     except InteropError:
@@ -202,32 +221,46 @@ def import_torch_lm(path: str | Path):
 
     ``path`` is OUT.safetensors; OUT.json and OUT.head.safetensors must lie beside it.
     """
+    from bptt.charlm.checkpoint import CheckpointError
+    from bptt.charlm.sampling import model_config_of
     from bptt.charlm.text import Vocab
-    from bptt.nn import LanguageModel, LMConfig
+    from bptt.nn import LanguageModel
 
     path = Path(path)
     side = sibling(path, ".json")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+        if meta is None:
+            raise OSError("no such file")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InteropError(f"{side} is missing or unreadable ({e}); a bare state dict imports "
                            f"as a recurrent stack only (bptt import ... --stack-only)") from None
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise InteropError(f"{side} is not a bptt export sidecar")
     stack = import_torch_stack(path)
-    head = _read(path.parent / meta["decoder"]["file"])
+    decoder = meta.get("decoder")
+    hname = decoder.get("file") if isinstance(decoder, dict) else None
+    if not isinstance(hname, str) or Path(hname).name != hname:
+        raise InteropError(f"{side} has no decoder.file naming the head file beside it; "
+                           f"export the run again with bptt export")
+    head = _read(path.parent / hname)
     try:
-        cfg = LMConfig(**meta["bptt_config"])
+        cfg = model_config_of({"model": meta.get("bptt_config")}, f"{side}: bptt_config")
         vocab = Vocab.from_json(meta["vocab"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise InteropError(f"{side} has no usable config or vocabulary ({e})") from None
+    except (CheckpointError, KeyError, TypeError, ValueError, OverflowError) as e:
+        msg = str(e) if isinstance(e, CheckpointError) else f"{side} has no usable vocabulary"
+        raise InteropError(f"{msg}; export the run again with bptt export") from None
+    if vocab.size != cfg.vocab_size:
+        raise InteropError(f"{side}: vocabulary size {vocab.size} does not match vocab_size "
+                           f"{cfg.vocab_size}; export the run again with bptt export")
     if stack.bidirectional or stack.cell != cfg.cell or stack.num_layers != cfg.layers:
         raise InteropError(f"{path} does not match its sidecar (cell {stack.cell}, "
                            f"{stack.num_layers} layers)")
     model = LanguageModel(cfg, np.random.default_rng(0))
     arrays = {f"rnn.{k}": v for k, v in stack.params.items()}
-    arrays["out.w"] = head["decoder.weight"].T
-    arrays["out.b"] = head["decoder.bias"]
+    w = head.get("decoder.weight")
+    arrays["out.w"] = w.T if w is not None and w.ndim == 2 else w
+    arrays["out.b"] = head.get("decoder.bias")
     if cfg.embed > 0:
         arrays["embed.W"] = head.get("encoder.weight")
     for name, p in model.params.items():
@@ -235,5 +268,9 @@ def import_torch_lm(path: str | Path):
         if a is None or a.shape != p.shape:
             got = "missing" if a is None else f"shape {tuple(a.shape)}"
             raise InteropError(f"{path}: parameter {name} is {got}, expected {p.shape}")
+        if a.dtype != p.dtype:
+            raise InteropError(f"{path}: parameter {name} is {a.dtype}, the model {p.dtype} "
+                               f"(bptt_config.dtype); save the weights as {p.dtype} (e.g. "
+                               f"model.float() in PyTorch) or set the sidecar's dtype")
         p[...] = a
     return model, vocab, meta

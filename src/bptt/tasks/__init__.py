@@ -10,7 +10,7 @@ digits-permuted, mnist1d (see ``registry.py`` for each one's definition and publ
 from bptt.tasks.data import EpochBatcher, SeqData, bucket_batches, mask_from_lengths, pad_sequences
 from bptt.tasks.registry import TASKS, Task, get_task
 from bptt.tasks.runner import run_task
-from bptt.tasks.train import History, TrainConfig, fit, predict_all
+from bptt.tasks.train import FitConfig, History, fit, predict_all
 
 __all__ = [
     "TASKS",
@@ -18,7 +18,7 @@ __all__ = [
     "History",
     "SeqData",
     "Task",
-    "TrainConfig",
+    "FitConfig",
     "bucket_batches",
     "fit",
     "get_task",

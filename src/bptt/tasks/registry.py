@@ -18,9 +18,9 @@ import numpy as np
 
 from bptt.functional import softmax_loss, temporal_softmax_loss
 from bptt.nn import SequenceConfig
-from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, temporal_order
+from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, seq2seq_tasks, temporal_order
 from bptt.tasks.data import EpochBatcher, SeqData
-from bptt.tasks.train import TrainConfig, predict_all
+from bptt.tasks.train import FitConfig, predict_all
 
 
 def stream(seed: int, purpose: int) -> np.random.Generator:
@@ -31,7 +31,7 @@ def stream(seed: int, purpose: int) -> np.random.Generator:
 @dataclass
 class Setup:
     model: SequenceConfig
-    train: TrainConfig
+    train: FitConfig
     batches: Callable                        # batch_size -> next_batch(rng) -> (x, y, mask)
     evaluate: Callable                       # model -> dict with "value" (the test metric)
     validate: Callable | None = None         # model -> dict, for early stopping
@@ -106,7 +106,7 @@ def _adding_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
     val = sample(_size(500, quick), stream(seed, 2))
     probe = sample(_size(100, quick), stream(seed, 3))
     model = SequenceConfig(2, 1, cell=cell, pooling="last", loss="mse", **LONG_MEMORY)
-    train = TrainConfig(steps=3000 if T <= 200 else 6000, batch_size=50, lr=1e-2,
+    train = FitConfig(steps=3000 if T <= 200 else 6000, batch_size=50, lr=1e-2,
                         schedule="cosine", warmup=100, clip=1.0, eval_every=100)
     return Setup(model, train, _online(sample),
                  evaluate=lambda m: {"value": _mse(m, test)},
@@ -138,7 +138,7 @@ def _adding1997_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
     test = sample(_size(2560, quick), stream(seed, 1))
     val = sample(_size(1000, quick), stream(seed, 2))
     model = SequenceConfig(2, 1, cell=cell, pooling="last", loss="mse", **LONG_MEMORY)
-    train = TrainConfig(steps=3000, batch_size=50, lr=1e-2, schedule="cosine", warmup=100,
+    train = FitConfig(steps=3000, batch_size=50, lr=1e-2, schedule="cosine", warmup=100,
                         clip=1.0, eval_every=200)
     return Setup(model, train, _online(sample),
                  evaluate=lambda m: _adding1997_eval(m, test),
@@ -178,7 +178,7 @@ def _reber_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     # Weight decay: the test strings hold loops (SSSS..., TTTT...) longer than any in the 256
     # training strings, and a net with smaller weights tracks the grammar's state through them
     # more reliably (4 of 6 trials succeed with it, 1 of 9 without, in our runs).
-    train = TrainConfig(batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05, clip=1.0)
+    train = FitConfig(batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05, clip=1.0)
     return Setup(model, train, _epochs(data["train"]), evaluate, epochs=160, train_size=256)
 
 
@@ -205,7 +205,7 @@ def _order_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     val = temporal_order.temporal_order(_size(1000, quick), stream(seed, 2))
     model = SequenceConfig(len(temporal_order.SYMBOLS), 4, cell=cell, pooling="last",
                            tokens=True, **LONG_MEMORY)
-    train = TrainConfig(steps=3000, batch_size=32, lr=1e-2, schedule="cosine", warmup=100,
+    train = FitConfig(steps=3000, batch_size=32, lr=1e-2, schedule="cosine", warmup=100,
                         clip=1.0, eval_every=200)
     return Setup(model, train, _online(lambda n, r: temporal_order.temporal_order(n, r)),
                  evaluate=lambda m: _order_eval(m, test),
@@ -237,7 +237,7 @@ def _copy_setup(cell: str, T: int, seed: int, quick: bool) -> Setup:
 
     model = SequenceConfig(copy_memory.VOCAB, copy_memory.OUT, cell=cell, pooling="none",
                            tokens=True, **{**LONG_MEMORY, "hidden": 64})
-    train = TrainConfig(steps=2000, batch_size=32, lr=1e-2, schedule="cosine", warmup=100,
+    train = FitConfig(steps=2000, batch_size=32, lr=1e-2, schedule="cosine", warmup=100,
                         clip=1.0)
     return Setup(model, train, _online(sample), evaluate)
 
@@ -265,7 +265,7 @@ def _digits_setup(view: str) -> Callable:
         test = test.subset(np.arange(_size(len(test), quick)))
         model = SequenceConfig(test.x.shape[2], 10, hidden=64, cell=cell, bidirectional=rows,
                                pooling="mean" if rows else "last")
-        train = TrainConfig(batch_size=32, lr=1e-2, schedule="cosine", warmup=50, clip=1.0)
+        train = FitConfig(batch_size=32, lr=1e-2, schedule="cosine", warmup=50, clip=1.0)
         # shifts help the rows and the ordered pixels; they only add noise to the permuted view
         shift = 0 if view == "permuted" else 1
         return Setup(model, train, digits.augmented_batches(view, max_shift=shift),
@@ -297,7 +297,7 @@ def _mnist1d_setup(cell: str, T, seed: int, quick: bool) -> Setup:
     train_data, test = mnist1d.load()
     test = test.subset(np.arange(_size(len(test), quick)))
     model = SequenceConfig(1, 10, hidden=128, cell=cell, pooling="last")
-    train = TrainConfig(batch_size=64, lr=3e-3, schedule="cosine", warmup=50, clip=1.0)
+    train = FitConfig(batch_size=64, lr=3e-3, schedule="cosine", warmup=50, clip=1.0)
     return Setup(model, train, _epochs(train_data),
                  evaluate=lambda m: {"value": _accuracy(m, test)},
                  epochs=40, train_size=len(train_data))
@@ -311,9 +311,37 @@ MNIST1D = Task(
     target=lambda cell, T: (">=", 0.93) if cell == "lstm" else None, needs="mnist1d")
 
 
+# --------------------------------------------------------------------------- sequence to sequence
+
+ADDITION = Task(
+    "addition", "adding numbers written as strings, 3 digits (Keras addition_rnn.py): "
+                "encoder-decoder, reversed input, 45k / 5k problems",
+    "held-out per-character accuracy", True, seq2seq_tasks.addition_setup(3),
+    published=lambda cell, T: ("Keras: 1-layer LSTM(128), 50k examples: 99 % train/test "
+                               "(per-character) accuracy in 100 epochs"),
+    baseline=lambda T: seq2seq_tasks.ADDITION_BASELINE[3],
+    baseline_note="the most common digit at each position",
+    target=lambda cell, T: (">=", 0.99) if cell == "lstm" else None)
+
+ADDITION5 = Task(
+    "addition5", "adding numbers written as strings, 5 digits: encoder-decoder, reversed "
+                 "input, fresh problems every batch, 5k held out",
+    "held-out per-character accuracy", True, seq2seq_tasks.addition_setup(5),
+    published=lambda cell, T: ("Keras: 1-layer LSTM(128), 550k examples: 99 % train/test "
+                               "(per-character) accuracy in 30 epochs (16.5M problems seen)"),
+    baseline=lambda T: seq2seq_tasks.ADDITION_BASELINE[5],
+    baseline_note="the most common digit at each position")
+
+SPELLING = Task(
+    "spelling", "spell a number 0..999 in English from its digits as features (conditioned "
+                "LM: h0 = affine(features)), 200 numbers held out",
+    "held-out exact-match rate", True, seq2seq_tasks.spelling_setup,
+    published=lambda cell, T: "no published number (bptt's demonstration of CS231n's model)",
+    baseline=lambda T: 0.005, baseline_note="no conditioning: one spelling for every number")
+
 TASKS: dict[str, Task] = {t.name: t for t in (
     ADDING, ADDING1997, REBER, TEMPORAL_ORDER, COPY, DIGITS_ROWS, DIGITS_PIXELS, DIGITS_PERMUTED,
-    MNIST1D)}
+    MNIST1D, ADDITION, ADDITION5, SPELLING)}
 
 
 def get_task(name: str) -> Task:

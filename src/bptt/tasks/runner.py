@@ -55,7 +55,8 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
     if quick:
         tcfg = replace(tcfg, steps=min(tcfg.steps, 3), eval_every=2 if tcfg.eval_every else 0)
     rng = stream(seed, 0)
-    model = SequenceModel(mcfg, rng)
+    # a config with its own model (seq2seq, conditioned) builds it; else a SequenceModel
+    model = mcfg.build(rng) if hasattr(mcfg, "build") else SequenceModel(mcfg, rng)
     flows = {}
     if diagnose and setup.probe is not None and not mcfg.bidirectional:
         flows["init"] = _flow(model, setup.probe())
@@ -77,10 +78,12 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
         "target": None if target is None else f"{target[0]} {target[1]}",
         "target_met": None if target is None else bool(OPS[target[0]](value, target[1])),
         "steps": hist.steps, "stopped_early": hist.stopped_early,
+        **({"epochs": n_epochs} if setup.epochs and not quick else {}),
         "seconds": round(seconds, 1),
         "final_train_loss": float(np.mean([l for _, l in hist.losses[-20:]])),
         "curve": _curve(hist.losses),
-        "model": {k: getattr(mcfg, k) for k in ("hidden", "layers", "bidirectional", "pooling")},
+        "model": {k: getattr(mcfg, k, None) for k in ("hidden", "layers", "bidirectional",
+                                                      "pooling")},
         **{k: v for k, v in result.items()},
     }
     return (out, model, hist) if return_model else out

@@ -11,7 +11,8 @@ Writes to ``out_dir``:
     training_curves.png      training loss against step for every run
 
 Runs are independent processes (``jobs`` at a time, one BLAS thread each), so two cores run two
-tasks at once.
+tasks at once. Under ``mpiexec -n K`` the runs are spread over the K MPI processes (round-robin;
+process 0 gathers the results and writes the files), so a sweep uses a whole allocation.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ SUITE: tuple[Run, ...] = (
     Run("digits-permuted", "lstm"),
     Run("mnist1d", "lstm"),
     Run("mnist1d", "rnn"),
+    Run("addition", "lstm"),
+    Run("addition5", "lstm"),
+    Run("spelling", "lstm"),
 )
 
 
@@ -78,30 +82,48 @@ def _run_one(run: Run, quick: bool, threads: int) -> dict:
 
 
 def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] | None = None,
-              threads: int = 1, log: Callable[[str], None] | None = None) -> dict:
-    """Run the suite (or the runs of the tasks in ``only``); write and return the report."""
+              threads: int = 1, log: Callable[[str], None] | None = None) -> dict | None:
+    """Run the suite (or the runs of the tasks in ``only``); write and return the report.
+
+    Under ``mpiexec -n K`` the runs are spread over the K processes round-robin (run i on
+    process i mod K, ``jobs`` at a time within each); process 0 gathers the results, writes
+    every file and returns the report, the others return None."""
+    from bptt.distributed import world
+
     runs = [r for r in SUITE if not only or r.task in only]
     if not runs:
         raise ValueError(f"no suite run matches {only}")
-    os.makedirs(out_dir, exist_ok=True)
+    w = world()
+    if w.is_root:
+        os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
-    results: list[dict] = [{}] * len(runs)
+    mine = [i for i in range(len(runs)) if i % w.size == w.rank]
+    tag = f"[process {w.rank}/{w.size}] " if w.size > 1 else ""
+    done: dict[int, dict] = {}
     if jobs <= 1:
-        for i, r in enumerate(runs):
-            results[i] = _run_one(r, quick, threads)
+        for i in mine:
+            done[i] = _run_one(runs[i], quick, threads)
             if log:
-                log(_progress(r, results[i], start))
+                log(tag + _progress(runs[i], done[i], start))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_run_one, r, quick, threads): i for i, r in enumerate(runs)}
+            futures = {pool.submit(_run_one, runs[i], quick, threads): i for i in mine}
             from concurrent.futures import as_completed
             for f in as_completed(futures):
                 i = futures[f]
-                results[i] = f.result()
+                done[i] = f.result()
                 if log:
-                    log(_progress(runs[i], results[i], start))
+                    log(tag + _progress(runs[i], done[i], start))
+    gathered = w.gather_json(sorted(done.items()))
+    if not w.is_root:
+        return None
+    results: list[dict] = [{}] * len(runs)
+    for part in gathered:
+        for i, r in part:
+            results[i] = r
     total = time.perf_counter() - start
-    report = {"total_seconds": round(total, 1), "jobs": jobs, "quick": quick,
+    report = {"total_seconds": round(total, 1), "jobs": jobs, "processes": w.size,
+              "quick": quick,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "results": results}
@@ -162,7 +184,8 @@ def markdown_table(report: dict) -> str:
         if r["task"] == "reber":
             ours += " (strings wrong, train/test: " + ", ".join(
                 f"{x['wrong_train']}/{x['wrong_test']}" for x in g) + ")"
-        extras = {"mse": "MSE", "recall_accuracy": "recall accuracy"}
+        extras = {"mse": "MSE", "recall_accuracy": "recall accuracy",
+                  "exact_match": "exact match", "epochs": "epochs"}
         for key, name in extras.items():
             if key in r and len(g) == 1:
                 ours += f"; {name} {format_value(r[key])}"
@@ -178,8 +201,11 @@ def markdown_table(report: dict) -> str:
                      f"{r['published']} | {baseline} | {target} | {seconds:.0f} |")
     lines += gradient_flow_table(report["results"])
     m = report["machine"]
-    lines += ["", f"Whole suite: {report['total_seconds']:.0f} s wall-clock with {report['jobs']} "
-                  f"parallel jobs on {m['cpus']} CPUs ({m['platform']}, Python {m['python']})."
+    procs = report.get("processes", 1)
+    where = f"{procs} MPI processes x {report['jobs']} job(s) each" if procs > 1 else \
+        f"{report['jobs']} parallel jobs"
+    lines += ["", f"Whole suite: {report['total_seconds']:.0f} s wall-clock with {where} "
+                  f"on {m['cpus']} CPUs ({m['platform']}, Python {m['python']})."
                   + (" Quick (smoke) mode: a few steps per task, not results." if report["quick"]
                      else "")]
     if skipped:

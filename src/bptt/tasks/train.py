@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bptt.optim import clip_global_norm, lr_at, make_optimizer
+from bptt.optim import Clipping, lr_at, make_optimizer, train_step
 
 
 @dataclass
-class TrainConfig:
+class FitConfig:
+    """The task loop's options (the char-LM trainer has its own, ``charlm.config.TrainConfig``)."""
+
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
@@ -42,24 +44,23 @@ class History:
     stopped_early: bool = False
 
 
-def fit(model, next_batch: Callable, config: TrainConfig, rng: np.random.Generator,
+def fit(model, next_batch: Callable, config: FitConfig, rng: np.random.Generator,
         validate: Callable | None = None, done: Callable | None = None,
         log: Callable[[str], None] | None = None, log_every: int = 0) -> History:
     """Train ``model`` in place; returns the history (losses every step, validations)."""
     kwargs = {"weight_decay": config.weight_decay} if config.weight_decay else {}
     opt = make_optimizer(config.optimizer, config.lr, **kwargs)
     state = opt.init(model.params)
+    clipping = Clipping(max_norm=max(config.clip, 0.0))
     hist = History()
     start = time.perf_counter()
     smooth = None
     for step in range(config.steps):
         x, y, mask = next_batch(rng)
         loss, grads = model.loss(x, y, mask, train=True, rng=rng)
-        if config.clip > 0:
-            clip_global_norm(grads, config.clip)
         lr = lr_at(config.schedule, config.lr, step, total=config.steps, warmup=config.warmup,
                    every=max(1, config.steps // 3))
-        opt.update(model.params, grads, state, lr)
+        train_step(model.params, grads, opt, state, lr, clipping)
         hist.losses.append((step, loss))
         smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
         hist.steps = step + 1

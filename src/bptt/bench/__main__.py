@@ -1,0 +1,5 @@
+import sys
+
+from bptt.bench.cli import main
+
+sys.exit(main())
