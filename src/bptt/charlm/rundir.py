@@ -361,7 +361,7 @@ def _check_out(path) -> Path:
 
 def _check_reusable(path: Path, overwrite: bool) -> None:
     try:
-        names = {p.name for p in path.iterdir()} - {LOCK}
+        names = {p.name for p in path.iterdir() if not _own_leftover(p.name)}
     except OSError as e:
         raise _os_error(path, e, "choose a directory you can read and write") from None
     if not names:
@@ -380,6 +380,16 @@ def _check_reusable(path: Path, overwrite: bool) -> None:
         raise RunDirError(f"{path} holds a run whose last.json is missing ({', '.join(leftovers)} "
                           f"remain); restore last.json to resume, or pass --overwrite to start "
                           f"over")
+
+
+def _own_leftover(name: str) -> bool:
+    """The lock file, or a temporary of one of bptt's own files left by a process that no longer
+    exists (a kill while the marker was being written leaves nothing else)."""
+    if name == LOCK:
+        return True
+    m = _TMP.match(name)
+    return bool(m) and name[1:name.rindex(".tmp-")] in (*RUN_FILES, MARKER) and \
+        not _alive(int(m.group(1)))
 
 
 def _os_error(path: Path, e: OSError, fix: str) -> RunDirError:
