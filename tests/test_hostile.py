@@ -283,3 +283,14 @@ def test_the_memory_estimate_counts_the_parameters_exactly(cell, embed, layers, 
                    learn_h0=learn_h0)
     model = LanguageModel(cfg, np.random.default_rng(0))
     assert n_parameters(cfg) == sum(p.size for p in model.params.values())
+
+
+def test_a_kill_while_the_marker_was_written_leaves_a_directory_that_starts_again(tmp_path,
+                                                                                  corpus):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("")
+    (out / "..bptt-run.tmp-999999999").write_text("{")         # no such process
+    rc, _, err = cli(["train", corpus, "--out", out, *TINY, "--max-steps", "1"])
+    assert rc == 0, err
+    assert not list(out.glob(".*.tmp-*"))

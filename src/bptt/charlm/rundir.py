@@ -251,15 +251,15 @@ class RunDir:
         """A directory for a new run: created, or an existing empty one, or (with ``overwrite``)
         an existing run, whose files are removed. Locked; marked as a run."""
         path = _check_out(path)
-        if path.exists():
-            _check_reusable(path, overwrite)
+        if path.exists():                        # a foreign directory is refused untouched
+            _check_reusable(path, overwrite, locked=False)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _os_error(path, e, "choose a directory you can write to") from None
         run = cls(path)
         run.lock()
-        _check_reusable(path, overwrite)           # again, now that no one else can start
+        _check_reusable(path, overwrite, locked=True)   # no one else can start now
         if overwrite:
             for name in RUN_FILES:
                 (path / name).unlink(missing_ok=True)
@@ -359,9 +359,11 @@ def _check_out(path) -> Path:
     return path
 
 
-def _check_reusable(path: Path, overwrite: bool) -> None:
+def _check_reusable(path: Path, overwrite: bool, locked: bool) -> None:
+    """Refuse a non-empty directory that is not a run; with the lock held (``locked``), also a
+    run that would be overwritten (before it, another process may be writing that run)."""
     try:
-        names = {p.name for p in path.iterdir()} - {LOCK}
+        names = {p.name for p in path.iterdir() if not _own_leftover(p.name)}
     except OSError as e:
         raise _os_error(path, e, "choose a directory you can read and write") from None
     if not names:
@@ -370,7 +372,7 @@ def _check_reusable(path: Path, overwrite: bool) -> None:
         raise RunDirError(f"{path} is not empty and is not a bptt run directory; bptt never "
                           f"writes into it (not even with --overwrite): choose a new or empty "
                           f"--out")
-    if overwrite:
+    if overwrite or not locked:
         return
     if (path / "last.json").is_file():
         raise RunDirError(f"{path} already holds a run; continue it with bptt train --resume "
@@ -380,6 +382,16 @@ def _check_reusable(path: Path, overwrite: bool) -> None:
         raise RunDirError(f"{path} holds a run whose last.json is missing ({', '.join(leftovers)} "
                           f"remain); restore last.json to resume, or pass --overwrite to start "
                           f"over")
+
+
+def _own_leftover(name: str) -> bool:
+    """The lock file, or a temporary of one of bptt's own files left by a process that no longer
+    exists (a kill while the marker was being written leaves nothing else)."""
+    if name == LOCK:
+        return True
+    m = _TMP.match(name)
+    return bool(m) and name[1:name.rindex(".tmp-")] in (*RUN_FILES, MARKER) and \
+        not _alive(int(m.group(1)))
 
 
 def _os_error(path: Path, e: OSError, fix: str) -> RunDirError:
