@@ -2,8 +2,8 @@
 process trains its streams, and the trainer's clock, stop and evaluation decisions come from
 numbers all processes share.
 
-    trainer = start_together(w, build)       # build() runs on process 0 only
-    trainer.run()                            # Trainer calls its DataParallel at each step
+    trainer = start_parallel(args, cfg, build, world())   # build(console) on process 0 only
+    trainer.run()                       # the Trainer calls its DataParallel (trainer.dp)
 
 Process 0 alone touches the run directory. The others receive, by broadcast, everything a resume
 would read from it (configuration, encoded corpus, parameters, optimizer state, carried state,
@@ -344,10 +344,6 @@ def share_arrays(trainer) -> dict[str, np.ndarray]:
     arrays = {**trainer.state.arrays(), **trainer.snapshot.arrays(SNAP)}
     arrays["corpus"] = np.ascontiguousarray(trainer.corpus.ids)
     return arrays
-
-
-def finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 def _rng(state: dict) -> np.random.Generator:
