@@ -30,11 +30,11 @@ train: setup
 	$(BIN)/bptt train
 
 test: setup-test
-	$(BIN)/ruff check src tests examples docs/hooks
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks
 	$(BIN)/python -m pytest -q
 
 lint: setup-test
-	$(BIN)/ruff check src tests examples docs/hooks
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks
 
 docs: setup-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -58,7 +58,7 @@ def assert_same_training(a: Path, b: Path, tol: float) -> None:
         assert ma["counters"][key] == mb["counters"][key], key
 
 
-@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 2e-5)])
 def test_two_processes_train_like_one(tmp_path, corpus_file, dtype, tol):
     """K = 2 with half the batch each == 1 process with the whole batch after 20 steps."""
     common = ["train", str(corpus_file), *BASE, "--max-steps", "20", "--dtype", dtype]

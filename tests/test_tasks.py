@@ -69,7 +69,7 @@ def test_reber_rejects_invalid_strings():
         if bad == "BTBTXSETE":
             assert reber.legal_next(bad)[-1] == "E"                 # this one is valid
             continue
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not an embedded Reber string"):
             reber.legal_next(bad)
 
 
@@ -133,7 +133,7 @@ def test_pad_sequences_and_batch_cut_to_longest():
     x, L = pad_sequences(xs)
     assert x.shape == (3, 5, 2) and list(L) == [3, 5, 1] and x[2, 1:].sum() == 0
     d = SeqData(x, np.arange(3), L)
-    xb, yb, mask = d.batch(np.array([0, 2]))
+    xb, _yb, mask = d.batch(np.array([0, 2]))
     assert xb.shape == (2, 3, 2) and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert d.batch(np.array([1]))[2] is None                        # nothing padded: no mask
 

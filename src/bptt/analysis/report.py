@@ -178,7 +178,7 @@ def _heatmap_section(trace: dict, text: str, units: list[dict] | None) -> tuple[
         "is coloured by the chosen hidden unit's activation h<sub>t</sub> right after the model "
         "has read it. Hover a character to read its value.</p>"
         '<div class="controls"><label>unit <select id="unit">' + "".join(opts) +
-        '</select></label><span class="legend">−1 <span class="bar"></span> +1</span>'
+        '</select></label><span class="legend">&minus;1 <span class="bar"></span> +1</span>'
         '<span id="readout"></span></div>'
         '<div class="heatmap"><pre id="passage"></pre><div><p class="muted" style="margin:0">'
         "Units most correlated (Pearson r) with each feature; click one to show it.</p>"

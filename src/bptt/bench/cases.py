@@ -92,7 +92,7 @@ def gemm_only_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
 
 def torch_callable(torch, cell: str, mode: str, d: dict) -> Callable[[], Any]:
     """The same step in torch.nn.RNN / torch.nn.LSTM, weights copied from ``d``."""
-    N, T, D = d["x"].shape
+    _N, _T, D = d["x"].shape
     H = d["h0"].shape[1]
     dt = torch.float32 if d["x"].dtype == np.float32 else torch.float64
     Layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]

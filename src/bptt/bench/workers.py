@@ -21,6 +21,7 @@ A ``Setting`` is the environment the workers start with: the BLAS variables as s
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -72,7 +73,8 @@ class Worker:
 
     def __init__(self, role: str, setting: Setting, threads: int, timeout: float = 900.0):
         self.role, self.setting, self.timeout = role, setting, timeout
-        self._err = tempfile.TemporaryFile(mode="w+")
+        # Open for the worker's lifetime (its stderr); close() closes it.
+        self._err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bptt.bench.workers", role, str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
@@ -103,10 +105,8 @@ class Worker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.ask({"op": "quit"})
-            except RuntimeError:
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -16,6 +16,7 @@ are removed only after it. So a kill at any moment leaves the previous checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.charlm.rundir import (  # noqa: F401  (atomic writes live with the run directory)
+from bptt.charlm.rundir import (
     ARRAYS_DIR,
     RunDirError,
     atomic_write_bytes,
@@ -116,10 +117,8 @@ def collect_garbage(run_dir: str | os.PathLike) -> None:
     clean_temporaries(adir)
     for f in adir.iterdir():
         if f.suffix == ".safetensors" and f.name not in keep:
-            try:
+            with contextlib.suppress(OSError):
                 f.unlink()
-            except OSError:
-                pass
 
 
 def resolve(path: str | os.PathLike, which: str = "auto") -> Path:

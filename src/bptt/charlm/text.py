@@ -340,11 +340,11 @@ class EncodedCorpus:
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) by position: the last ``val_fraction`` of the symbols is validation."""
         n = len(self.ids)
-        n_val = int(round(n * val_fraction))
+        n_val = round(float(n * val_fraction))
         return self.ids[:n - n_val], self.ids[n - n_val:]
 
     def meta(self) -> dict:
-        return {"symbols": int(len(self.ids)), "id_dtype": str(self.ids.dtype),
+        return {"symbols": len(self.ids), "id_dtype": str(self.ids.dtype),
                 "vocab": self.vocab.to_json(),
                 "sources": [vars(s) for s in self.sources]}
 

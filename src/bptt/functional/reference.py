@@ -216,7 +216,7 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
             keep = mask[:, t, None]                             # (N, 1)
             new = tuple(np.where(keep, s_new, s) for s_new, s in zip(new, state))
         if probe is not None:
-            new = (new[0] + probe[:, t],) + new[1:]
+            new = (new[0] + probe[:, t], *new[1:])
         state = new
         hs[:, t] = state[0]
         steps.append(cache)
