@@ -132,6 +132,17 @@ def os_error_message(e: OSError) -> str:
     return f"{where}: {fix}" if where else fix
 
 
+def refuse(message: str, code: int = EXIT_USAGE) -> int:
+    """Print the one-line ``message`` to stderr and return ``code``; under MPI, end every
+    process (the others would wait for this one forever)."""
+    from bptt import distributed as dist
+
+    if dist.current_size() > 1:
+        return dist.fail(message, code)
+    print(message, file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("BPTT_DEBUG", "") not in ("", "0") or "--debug" in argv
@@ -143,12 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     prog = f"bptt {args.command}"
     from bptt import distributed as dist
-
-    def refuse(message: str, code: int = EXIT_USAGE) -> int:
-        if dist.current_size() > 1:     # the other processes would wait for this one forever
-            return dist.fail(message, code)
-        print(message, file=sys.stderr)
-        return code
 
     try:
         if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)

@@ -392,9 +392,7 @@ class Trainer:
         ema, why, rate = None, None, 0.0
         if self.counters.step == 0 and not self.records:          # where the curves start
             clock.sync(self.counters)
-            fail = self._evaluate_and_report(learning_rate(cfg, 0, 0.0), sample_text=False)
-            if fail is not None and not self._rollback(fail):
-                why = "diverged"
+            why = self._evaluate_or_give_up(learning_rate(cfg, 0, 0.0), sample_text=False)
         clock.last_eval_end = self.counters.elapsed_s
         with GracefulInterrupt(con) as interrupt:
             self.interrupt = interrupt
@@ -402,12 +400,9 @@ class Trainer:
                 c = self.counters
                 why = clock.should_stop(c, stop_at)
                 if why == "done" and c.last_eval_step != c.step:
-                    why = None                 # the final evaluation first
-                    clock.sync(c)
+                    clock.sync(c)                      # the final evaluation first
                     lr = learning_rate(cfg, max(c.step - 1, 0), 1.0) * c.lr_scale
-                    fail = self._evaluate_and_report(lr)
-                    if fail is not None and not self._rollback(fail):
-                        why = "diverged"
+                    why = self._evaluate_or_give_up(lr)
                     continue
                 if why is not None:
                     break
@@ -415,25 +410,12 @@ class Trainer:
                     why = "interrupted"
                     break
                 lr = learning_rate(cfg, c.step, clock.time_frac(c)) * c.lr_scale
-                t0 = time.perf_counter()
-                fail = self._step(lr)
-                dt = clock.last_step_s = time.perf_counter() - t0
-                if fail is None:
-                    c = self.counters
-                    c.train_s += dt
-                    c.i_train_s += dt
-                    if c.step % cfg.snapshot_every == 0:
-                        c.fails_in_row = 0
-                        self.snapshot = self.state.snapshot()
-                    ema = self.last_loss if ema is None else 0.95 * ema + 0.05 * self.last_loss
-                    if clock.eval_due(c):
-                        clock.sync(c)
-                        fail = self._evaluate_and_report(lr)
-                        clock.last_eval_end = self.counters.elapsed_s
+                fail, ema = self._timed_step(lr, ema)
                 if fail is not None:
                     if not self._rollback(fail):
                         why = "diverged"
                     continue
+                c = self.counters
                 if c.i_train_s:
                     rate = c.i_chars / c.i_train_s
                 n = clock.elapsed(c) if cfg.time_budgeted else c.step
@@ -442,6 +424,36 @@ class Trainer:
             con.close_bar()
             clock.sync(self.counters)
             return self._finish(why, stop_at)
+
+    def _evaluate_or_give_up(self, lr: float, sample_text: bool = True) -> str | None:
+        """Evaluate (call right after a clock sync); on a non-finite validation loss roll back.
+        Returns "diverged" when the rollbacks are used up, else None."""
+        fail = self._evaluate_and_report(lr, sample_text=sample_text)
+        if fail is not None and not self._rollback(fail):
+            return "diverged"
+        return None
+
+    def _timed_step(self, lr: float, ema: float | None) -> tuple[str | None, float | None]:
+        """One training step with its bookkeeping (time, snapshot, smoothed loss) and the
+        evaluation when one is due; returns (why it failed or None, the new smoothed loss)."""
+        cfg, clock = self.cfg, self.clock
+        t0 = time.perf_counter()
+        fail = self._step(lr)
+        dt = clock.last_step_s = time.perf_counter() - t0
+        if fail is not None:
+            return fail, ema
+        c = self.counters
+        c.train_s += dt
+        c.i_train_s += dt
+        if c.step % cfg.snapshot_every == 0:
+            c.fails_in_row = 0
+            self.snapshot = self.state.snapshot()
+        ema = self.last_loss if ema is None else 0.95 * ema + 0.05 * self.last_loss
+        if clock.eval_due(c):
+            clock.sync(c)
+            fail = self._evaluate_and_report(lr)
+            clock.last_eval_end = self.counters.elapsed_s
+        return fail, ema
 
     def _finish(self, why: str, stop_at: int | None) -> Result:
         c, path = self.counters, self.path
