@@ -32,7 +32,7 @@ COMMANDS = [
 EXIT_USAGE, EXIT_INTERNAL = 2, 70
 
 # What to do about an OSError, by errno.
-OS_FIXES = {
+OS_FIXES: dict[int | None, str] = {
     errno.ENOSPC: "the disk is full; free some space and try again (files bptt had written are "
                   "intact)",
     errno.EDQUOT: "the disk quota is used up; free some space and try again",

@@ -228,7 +228,7 @@ def write_report(path, *, metrics: list[dict], samples: list[dict], title: str,
     sections = [_training_section(list(metrics)), _samples_section(list(samples))]
     nav = [("training", "Training"), ("samples", "Samples")]
     data_script = ""
-    if trace is not None:
+    if trace is not None and text is not None:                  # both or neither (above)
         section, data_script = _heatmap_section(trace, text, units)
         sections.append(section)
         nav.append(("heatmap", "Activation heatmap"))

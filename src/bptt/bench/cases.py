@@ -69,8 +69,10 @@ def make_data(cell: str, dtype: str, T: int, N: int, D: int, H: int, seed: int =
 
 def bptt_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
     """One training step or inference pass of bptt's engine on the data ``d``."""
-    fwd, bwd = {"rnn": (F.rnn_forward, F.rnn_backward), "lstm": (F.lstm_forward, F.lstm_backward),
-                "gru": (F.gru_forward, F.gru_backward)}[cell]
+    steps: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+        "rnn": (F.rnn_forward, F.rnn_backward), "lstm": (F.lstm_forward, F.lstm_backward),
+        "gru": (F.gru_forward, F.gru_backward)}
+    fwd, bwd = steps[cell]
     x, h0, Wx, Wh, b, dh = d["x"], d["h0"], d["Wx"], d["Wh"], d["b"], d["dh"]
     extra = (d["bh"],) if cell == "gru" else ()
     if mode == "train":

@@ -121,7 +121,7 @@ def markdown(doc: dict) -> str:
         lines += [f"torch / bptt by setting ({', '.join(names)}):", "",
                   "| cell | dtype | mode | T, N, D, H | " + " | ".join(names) + " |",
                   "|" + "---|" * (4 + len(names))]
-        by = {}
+        by: dict[tuple, dict[str, float | None]] = {}
         for r in doc["records"]:
             by.setdefault((r["cell"], r["dtype"], r["mode"], r["T"], r["N"], r["D"], r["H"]),
                           {})[r["setting"]] = r["ratio"]

@@ -82,13 +82,15 @@ class Worker:
         self.info = self.ask({"op": "info"})
 
     def ask(self, req: dict) -> dict:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None         # Popen(stdin=PIPE, stdout=PIPE)
         try:
-            self.proc.stdin.write(json.dumps(req) + "\n")
-            self.proc.stdin.flush()
+            stdin.write(json.dumps(req) + "\n")
+            stdin.flush()
         except BrokenPipeError:
             raise RuntimeError(self._failure(req)) from None
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-        line = self.proc.stdout.readline() if ready else ""
+        ready, _, _ = select.select([stdout], [], [], self.timeout)
+        line = stdout.readline() if ready else ""
         if not line:
             self.proc.kill()
             raise RuntimeError(self._failure(req))
@@ -154,10 +156,11 @@ def _limit_blas(threads: int) -> None:
 
 
 def _setup(role: str, threads: int):
-    torch = None
     if role == "torch":
         import torch
         torch.set_num_threads(threads)
+    else:
+        torch = None
     import numpy  # noqa: F401  (loads NumPy's BLAS, to be limited below)
     _limit_blas(threads)
     return torch

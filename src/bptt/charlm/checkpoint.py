@@ -24,6 +24,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,7 @@ def check_meta(meta, jpath: Path, for_resume: bool = False) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{jpath} is not a bptt checkpoint; give a run directory made by "
                               f"bptt train (or its last.json / best.json)")
-    version = meta.get("version")
+    version: Any = meta.get("version")          # a JSON value: checked next
     if not has_type(version, int) or version < 1:
         raise CheckpointError(f"{jpath} has no valid checkpoint version; {damaged}")
     if version > VERSION:

@@ -321,7 +321,8 @@ def read_ids(path: str | os.PathLike, vocab: Vocab,
     Returns (ids, unknown symbols skipped). Unknown symbols raise ``CorpusError`` listing them
     unless ``skip_unknown``.
     """
-    parts, missing = [], set()
+    parts: list[np.ndarray] = []
+    missing: set[int] = set()
     lut = _byte_lut(vocab)
     for cps in iter_symbols(path, vocab.encoding):
         if cps.dtype == np.uint8:

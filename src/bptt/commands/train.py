@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     def build(console: Console) -> Trainer:
         if args.resume is not None:
             return Trainer.resume(args.resume, console, given)
+        assert cfg is not None                   # made above whenever there is no --resume
         return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
 
     if world().size > 1:           # under mpiexec / srun: one data-parallel job

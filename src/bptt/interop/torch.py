@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -84,7 +84,7 @@ Layer = LayerWeights | GRULayerWeights
 Stack = list[Layer] | list[tuple[Layer, Layer]]
 
 
-def _fail(fn: str, msg: str) -> None:
+def _fail(fn: str, msg: str) -> NoReturn:
     raise ValueError(f"{fn}: {msg}")
 
 
@@ -302,9 +302,9 @@ def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
                 if arr.dtype != dtype:
                     _fail(fn, f"{name!r} has dtype {arr.dtype} but weight_hh_l0 has {dtype}; "
                               f"use one dtype")
-            pair.append(layer_from_torch(*(found.get((kind, k, rev)) for kind in
-                                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
-                                         cell=cell))
+            pair.append(layer_from_torch(found[("weight_ih", k, rev)], found[("weight_hh", k, rev)],
+                                         found.get(("bias_ih", k, rev)),
+                                         found.get(("bias_hh", k, rev)), cell=cell))
         layers.append(tuple(pair) if bidirectional else pair[0])
     return layers
 

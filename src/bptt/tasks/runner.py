@@ -59,14 +59,14 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
     # a config with its own model (seq2seq, conditioned) builds it; else a SequenceModel
     model = mcfg.build(rng) if hasattr(mcfg, "build") else SequenceModel(mcfg, rng)
     flows = {}
-    if diagnose and setup.probe is not None and not mcfg.bidirectional:
+    if diagnose and setup.probe is not None and not getattr(mcfg, "bidirectional", False):
         flows["init"] = _flow(model, setup.probe())
     start = time.perf_counter()
     hist = fit(model, setup.batches(tcfg.batch_size), tcfg, rng, setup.validate, setup.done,
                log, log_every)
     result = setup.evaluate(model)
     seconds = time.perf_counter() - start
-    if flows:
+    if flows and setup.probe is not None:
         flows["trained"] = _flow(model, setup.probe())
         result["gradient_flow"] = flows
     value = result.pop("value")
