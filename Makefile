@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: train test setup setup-test lint docs
+.PHONY: train test setup setup-test setup-docs lint docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,10 @@ test: setup-test
 lint: setup-test
 	$(BIN)/ruff check src tests examples docs/hooks
 
-docs: setup-test
+setup-docs: $(BIN)/python
+	$(BIN)/pip install -q -e '.[docs]'
+
+# The site, into site/ (notebooks executed; BPTT_DOCS_EXECUTE=false skips that). To read it:
+# python -m http.server -d site, or .venv/bin/mkdocs serve.
+docs: setup-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

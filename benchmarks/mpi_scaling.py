@@ -65,7 +65,7 @@ def worker(name: str, global_n: int, steps: int, warmup: int) -> dict:
     import numpy as np
 
     from bptt import distributed as dist
-    from bptt.charlm.text import StreamBatcher
+    from bptt.charlm.data import StreamBatcher
     from bptt.distributed.charlm import StepAllreduce, StreamShard, stream_rows
     from bptt.optim import clip_global_norm, make_optimizer
 
@@ -104,6 +104,27 @@ def worker(name: str, global_n: int, steps: int, warmup: int) -> dict:
             "chars_per_s": global_n * T / med, "grad_bytes": reduce.flat.n_values * 4}
 
 
+def allreduce_alone(repeats: int = 20) -> dict:
+    """The Allreduce of each model's flat float32 gradient buffer alone, after a barrier (no
+    waiting for a slower process): median seconds on process 0."""
+    import numpy as np
+
+    from bptt import distributed as dist
+
+    w = dist.world()
+    out = {}
+    for name in MODELS:
+        buf = np.ones(grad_bytes(name) // 4, dtype=np.float32)
+        times = []
+        for _ in range(repeats):
+            w.barrier()
+            t0 = time.perf_counter()
+            w.allreduce_(buf)
+            times.append(time.perf_counter() - t0)
+        out[name] = sorted(times)[repeats // 2]
+    return out if w.is_root else {}
+
+
 def _run(procs: int, threads: int, args: list[str], timeout: float = 600) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT / "src")}
@@ -118,6 +139,42 @@ def _run(procs: int, threads: int, args: list[str], timeout: float = 600) -> dic
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def train_runs(steps: int, corpus: str | None, rounds: int = 2) -> list[dict]:
+    """``bptt train`` itself (default model, batch 32 x 128) as 1 process x 2 BLAS threads and
+    as ``mpiexec -n 2`` x 1 thread, interleaved ``rounds`` times; chars/s and the all-reduce
+    time per step from the run's last metrics record (the steps after step 0)."""
+    import tempfile
+
+    out = []
+    for _ in range(rounds):
+        for procs, threads in ((1, 2), (2, 1)):
+            with tempfile.TemporaryDirectory() as tmp:
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+                       "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                       "PYTHONPATH": str(ROOT / "src")}
+                cmd = [sys.executable, "-m", "bptt", "train", *([corpus] if corpus else []),
+                       "--max-steps", str(steps), "--eval-every", str(10 * steps),
+                       "--eval-chars", "20000", "--sample-chars", "0", "--quiet",
+                       "--out", f"{tmp}/run"]
+                if procs > 1:
+                    mpiexec = Path(sys.executable).parent / "mpiexec"
+                    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(procs),
+                           *cmd]
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env,
+                                   check=False)
+                if p.returncode:
+                    raise SystemExit(f"bptt train failed: {p.stderr[-2000:]}")
+                rec = json.loads(Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()[-1])
+            r = {"processes": procs, "threads": threads, "steps": steps,
+                 "chars_per_s": rec["chars_per_s"], "allreduce_ms": rec.get("allreduce_ms"),
+                 "step_ms": 1e3 * 32 * 128 / rec["chars_per_s"]}
+            out.append(r)
+            print(f"bptt train, {procs} x {threads}: {r['chars_per_s']:.0f} chars/s, step "
+                  f"{r['step_ms']:.0f} ms, all-reduce {r['allreduce_ms'] or 0:.1f} ms",
+                  file=sys.stderr)
+    return out
+
+
 def measure(steps: int) -> dict:
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "load_before": os.getloadavg()}, "T": T, "V": V, "runs": [],
@@ -129,11 +186,15 @@ def measure(steps: int) -> dict:
         print(f"{procs} process(es) x {threads} thread(s): step {1e3 * r['step_s_median']:.0f} ms"
               f", all-reduce {1e3 * r['allreduce_s_median']:.1f} ms, "
               f"{r['chars_per_s']:.0f} chars/s", file=sys.stderr)
+    out["allreduce_alone_s"] = _run(2, 1, ["allreduce"])
     for name in MODELS:
         for n in (32, 16, 8, 4, 2, 1):
             r = _run(1, 1, [name, str(n), str(max(3, steps // 2))])
             out["step_time_1_thread"].setdefault(name, {})[n] = r["step_s_median"]
             print(f"{name} batch {n}: {1e3 * r['step_s_median']:.0f} ms", file=sys.stderr)
+    data = next((p / "shared/data/tinyshakespeare/input.txt" for p in ROOT.parents
+                 if (p / "shared/data/tinyshakespeare/input.txt").is_file()), None)
+    out["train"] = train_runs(max(10, steps * 2), str(data) if data else None)
     out["machine"]["load_after"] = os.getloadavg()
     return out
 
@@ -156,6 +217,16 @@ def tables(res: dict) -> str:
                      f"{100 * r['allreduce_s_median'] / r['step_s_median']:.1f} % | "
                      f"{r['chars_per_s']:,.0f} |")
     lines.append("")
+    if res.get("train"):
+        lines += ["`bptt train` itself (default model, batch 32 x 128, the run's chars/s after "
+                  "step 0; all-reduce from metrics.jsonl):", "",
+                  "| processes x BLAS threads | chars/s | step (ms) | all-reduce (ms/step) |",
+                  "|---|---|---|---|"]
+        for r in res["train"]:
+            ar = f"{r['allreduce_ms']:.1f}" if r["allreduce_ms"] else "-"
+            lines.append(f"| {r['processes']} x {r['threads']} | {r['chars_per_s']:,.0f} | "
+                         f"{r['step_ms']:.0f} | {ar} |")
+        lines.append("")
     st = res["step_time_1_thread"]
     lines += ["Step time of one process with 1 BLAS thread by per-process batch (ms):", "",
               "| model | " + " | ".join(f"N = {n}" for n in st["default"]) + " |",
@@ -165,10 +236,13 @@ def tables(res: dict) -> str:
     for name in MODELS:
         nbytes = grad_bytes(name)
         t32 = st[name]["32"] if "32" in st[name] else st[name][32]
+        alone = res.get("allreduce_alone_s", {}).get(name)
+        here = (f"; its Allreduce alone between 2 processes on this machine (shared memory, "
+                f"after a barrier): {1e3 * alone:.1f} ms") if alone else ""
         lines += ["", f"**{name}** model (2-layer LSTM, H {MODELS[name]['hidden']}, E 64, "
                       f"V {V}): {nbytes / 4:,.0f} parameters, {nbytes / 1e6:.2f} MB of float32 "
                       f"gradient per step; measured step {1e3 * t32:.0f} ms at 32 streams "
-                      f"x {T} steps, 1 thread.", "",
+                      f"x {T} steps, 1 thread{here}.", "",
                   "| K | ring all-reduce 10 Gbit/s (ms) | 100 Gbit/s (ms) | weak scaling eff. "
                   "10 / 100 | strong scaling (global batch 32): streams per process | "
                   "eff. 10 / 100 |", "|---|---|---|---|---|---|"]
@@ -193,14 +267,17 @@ def tables(res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["measure", "table", "all", "worker"])
+    ap.add_argument("what", choices=["measure", "table", "all", "worker", "allreduce"])
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--markdown", type=Path, default=None)
     a = ap.parse_args(argv)
     if a.what == "worker":
-        name, n, steps = a.rest[0], int(a.rest[1]), int(a.rest[2])
-        r = worker(name, n, steps, warmup=1)
+        if a.rest[0] == "allreduce":
+            r = allreduce_alone()
+        else:
+            name, n, steps = a.rest[0], int(a.rest[1]), int(a.rest[2])
+            r = worker(name, n, steps, warmup=1)
         if r:
             print(json.dumps(r))
         return 0
@@ -209,6 +286,9 @@ def main(argv=None) -> int:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(res, indent=1))
     res = json.loads(RESULTS.read_text())
+    if a.what == "allreduce":                  # re-measure only the all-reduce alone
+        res["allreduce_alone_s"] = _run(2, 1, ["allreduce"])
+        RESULTS.write_text(json.dumps(res, indent=1))
     text = tables(res)
     print(text)
     if a.markdown:

@@ -28,3 +28,37 @@ def corpus_file(tmp_path):
     path = tmp_path / "verse.txt"
     path.write_text(make_text(6000), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------- the hostile tests' run
+
+@pytest.fixture(scope="session")
+def hostile_corpus(tmp_path_factory):
+    """A 3,000-character text (never modified)."""
+    from corpus_text import make_text
+
+    p = tmp_path_factory.mktemp("hostile-corpus") / "verse.txt"
+    p.write_text(make_text(3000, seed=3), encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="session")
+def hostile_trained(tmp_path_factory, hostile_corpus):
+    """A finished tiny run (never modified: tests take a copy)."""
+    from hostile import TINY, cli
+
+    run = tmp_path_factory.mktemp("hostile-trained") / "run"
+    rc, _, err = cli(["train", hostile_corpus, "--out", run, *TINY])
+    assert rc == 0, err
+    return run
+
+
+@pytest.fixture
+def hostile_run(tmp_path, hostile_trained):
+    """A private copy of the finished tiny run."""
+    import shutil
+
+    dst = tmp_path / "run"
+    shutil.copytree(hostile_trained, dst)
+    (dst / ".lock").unlink(missing_ok=True)
+    return dst

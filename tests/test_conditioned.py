@@ -53,7 +53,7 @@ def test_loss_equals_cs231n(cell, features, expected):
     assert abs(loss - expected) < 1e-10
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("layers, embed", [(1, 3), (2, 0)])
 def test_gradients_match_numerical(cell, layers, embed):
     rng = np.random.default_rng(1)
@@ -70,7 +70,7 @@ def test_gradients_match_numerical(cell, layers, embed):
         check("conditioned numerical", r.error, 1e-7, r.name)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_language_model_returns_the_initial_state_gradient(cell):
     rng = np.random.default_rng(2)
     lm = LanguageModel(LMConfig(vocab_size=5, hidden=4, layers=2, cell=cell, embed=3,

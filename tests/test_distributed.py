@@ -329,18 +329,22 @@ def test_suite_spreads_its_runs_over_the_processes(tmp_path):
 
 
 @needs_mpi
-def test_task_under_mpiexec_says_why_not_once(tmp_path):
+def test_task_and_one_process_commands_under_mpiexec_say_why_not_once(tmp_path):
     rc, out, err, _ = mpirun(2, ["-m", "bptt", "task", "adding", "--quick"], timeout=60)
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "mpiexec -n 2 bptt suite --only adding" in lines[0], err
+    rc, out, err, _ = mpirun(2, ["-m", "bptt", "report", str(tmp_path)], timeout=60)
+    assert rc == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "bptt report runs in one process" in lines[0], err
 
 
 USER_LOOP = """
     import sys
     import numpy as np
     from bptt import distributed as dist
-    from bptt.charlm.text import StreamBatcher
+    from bptt.charlm.data import StreamBatcher
     from bptt.distributed.charlm import (StepAllreduce, StreamShard, evaluate_split,
                                          gather_carried, stream_rows)
     from bptt.nn import LanguageModel, LMConfig

@@ -164,3 +164,10 @@ def test_two_pages_open_in_headless_chromium_without_console_errors(site):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_readme_python_example_runs(capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README shows the library in Python"
+    exec(compile(blocks[0], "README.md", "exec"), {})

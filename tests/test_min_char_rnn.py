@@ -211,6 +211,9 @@ def test_sampling_from_a_carried_state_matches(mcr_run):
                        prime=vocab.decode([seed_ix]), state=[(h, None)])
     ref = mcr_sample(h.T, seed_ix, 200, to_mcr(model.params), np.random.default_rng(7))
     assert text == vocab.decode(ref)
+    again, _ = generate(model, vocab, 200, np.random.default_rng(7),
+                        prime=vocab.decode([seed_ix]), state=h[0])   # h alone, (H,)
+    assert again == text
 
 
 def test_adagrad_rules():

@@ -24,7 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 # The engine's own tests, rerun against the installed wheel with the lowest NumPy (no PyTorch).
-ENGINE_TESTS = ["test_rnn.py", "test_lstm.py", "test_gradcheck.py", "test_temporal.py",
+ENGINE_TESTS = ["test_recurrent_common.py", "test_lstm.py", "test_reference.py",
+                "test_gradcheck.py", "test_temporal.py",
                 "test_losses.py", "test_pooling.py", "test_activations.py", "test_optim.py",
                 "test_nn.py", "test_validation.py"]
 

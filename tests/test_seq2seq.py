@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bptt.gradcheck import check_loss, rel_error
-from bptt.interop.torch import layer_from_torch, layer_to_torch
+from bptt.interop.torch import layer_to_torch
 from bptt.nn.decoding import beam_search, greedy_decode
 from bptt.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from helpers import check
@@ -22,6 +22,8 @@ CONFIGS = [
     dict(cell="rnn", enc_hidden=3, layers=2),
     dict(cell="lstm", bidirectional=True, layers=2),
     dict(cell="rnn", bidirectional=True, embed=2),
+    dict(cell="gru"),
+    dict(cell="gru", bidirectional=True, layers=2, bridge="affine"),
 ]
 ids = [",".join(f"{k}={v}" for k, v in c.items()) for c in CONFIGS]
 
@@ -91,7 +93,8 @@ def torch_reference(model: Seq2Seq, x, mask, y):
     torch = pytest.importorskip("torch")
     c, p = model.config, model.params
     kind = {"rnn": lambda D, H, **kw: torch.nn.RNN(D, H, nonlinearity="tanh", **kw),
-            "lstm": torch.nn.LSTM}[c.cell]
+            "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[c.cell]
+    gru = c.cell == "gru"
     leaf = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()
             if not k.startswith(("enc.", "dec."))}
 
@@ -102,7 +105,8 @@ def torch_reference(model: Seq2Seq, x, mask, y):
         for k in range(c.layers):
             for suffix, rev in (("", ""), ("_rev", "_reverse")) if bidirectional else (("", ""),):
                 tw = layer_to_torch(p[f"{prefix}.l{k}.Wx{suffix}"], p[f"{prefix}.l{k}.Wh{suffix}"],
-                                    p[f"{prefix}.l{k}.b{suffix}"], cell=c.cell)
+                                    p[f"{prefix}.l{k}.b{suffix}"], cell=c.cell,
+                                    b_hn=p[f"{prefix}.l{k}.b_hn{suffix}"] if gru else None)
                 sd.update({f"{n}_l{k}{rev}": torch.from_numpy(a) for n, a in tw.items()})
         mod.load_state_dict(sd)
         return mod
@@ -142,10 +146,16 @@ def torch_reference(model: Seq2Seq, x, mask, y):
     for prefix, mod, bi in (("enc", enc, c.bidirectional), ("dec", dec, False)):
         for k in range(c.layers):
             for suffix, rev in (("", ""), ("_rev", "_reverse")) if bi else (("", ""),):
-                g = layer_from_torch(*(getattr(mod, f"{n}_l{k}{rev}").grad
-                                       for n in ("weight_ih", "weight_hh", "bias_ih")))
-                grads.update({f"{prefix}.l{k}.Wx{suffix}": g.Wx, f"{prefix}.l{k}.Wh{suffix}": g.Wh,
-                              f"{prefix}.l{k}.b{suffix}": g.b})
+                g = {n: getattr(mod, f"{n}_l{k}{rev}").grad.numpy()
+                     for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+                # dL/db = dL/dbias_ih (b enters where bias_ih does); a GRU's b_hn is
+                # bias_hh's n block
+                grads.update({f"{prefix}.l{k}.Wx{suffix}": g["weight_ih"].T,
+                              f"{prefix}.l{k}.Wh{suffix}": g["weight_hh"].T,
+                              f"{prefix}.l{k}.b{suffix}": g["bias_ih"]})
+                if gru:
+                    H = g["weight_hh"].shape[1]
+                    grads[f"{prefix}.l{k}.b_hn{suffix}"] = g["bias_hh"][2 * H:]
     return float(loss.detach()), grads
 
 

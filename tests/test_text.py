@@ -5,12 +5,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from bptt.charlm.data import StreamBatcher, eval_chunks
 from bptt.charlm.text import (
     CorpusError,
-    StreamBatcher,
     Vocab,
     build_vocab,
-    eval_chunks,
     prepare_corpus,
     read_ids,
 )

@@ -30,6 +30,9 @@ COMMANDS = [
     "bptt.commands.import_torch",
 ]
 EXIT_USAGE, EXIT_INTERNAL = 2, 70
+# The commands that run on several MPI processes (train: data-parallel; suite: runs spread out;
+# task: says why not); the others refuse to run K copies of themselves.
+MPI_COMMANDS = ("train", "suite", "task")
 
 # What to do about an OSError, by errno.
 OS_FIXES = {
@@ -57,8 +60,8 @@ class UserError(Exception):
 # ---------------------------------------------------------------- option types (ranges checked
 # where the option is parsed; an error is argparse's one line)
 
-def int_at_least(low: int, what: str = ""):
-    """An argparse type: an integer >= low."""
+def int_at_least(low: int, what: str = "", high: int | None = None):
+    """An argparse type: an integer >= low (and <= high when given)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -67,6 +70,8 @@ def int_at_least(low: int, what: str = ""):
         if value < low:
             rule = {0: "0 or more", 1: "at least 1"}.get(low, f"at least {low}")
             raise argparse.ArgumentTypeError(f"{value} is too small: it must be {rule}{what}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is too large: at most {high:,}{what}")
         return value
     parse.__name__ = "int"
     return parse
@@ -141,35 +146,40 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    prog = f"bptt {args.command}"
     from bptt import distributed as dist
 
-    def refuse(message: str, code: int = EXIT_USAGE) -> int:
-        if dist.current_size() > 1:     # the other processes would wait for this one forever
-            return dist.fail(message, code)
-        print(message, file=sys.stderr)
-        return code
-
+    prog = f"bptt {args.command}"
     try:
         if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
-            dist.world()
+            size = dist.world().size
+            if size > 1 and args.command not in MPI_COMMANDS:
+                raise dist.WorldError(f"{prog} runs in one process ({size} were started); run it "
+                                      f"without mpiexec or srun")
         return int(args.func(args) or 0)
     except dist.WorldError as e:      # found alike by every process: one line, from process 0
         if dist.is_root_process():
             print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
+    # dist.fail prints the line; in a multi-process job it names the rank and aborts every
+    # process, which would otherwise wait for this one forever.
     except KeyboardInterrupt:
-        return refuse(f"{prog}: interrupted", 130)
+        return dist.fail(f"{prog}: interrupted", 130)
     except (UserError, ValueError) as e:
-        return refuse(f"{prog}: error: {' '.join(str(e).split())}")     # always one line
+        msg = " ".join(str(e).split())              # always one line
+        return dist.fail(f"{prog}: error: {msg}", EXIT_USAGE)
     except OSError as e:
-        return refuse(f"{prog}: error: {os_error_message(e)}")
+        return dist.fail(f"{prog}: error: {os_error_message(e)}", EXIT_USAGE)
     except MemoryError:
-        return refuse(f"{prog}: error: out of memory; use a smaller model, batch or file")
+        return dist.fail(f"{prog}: error: out of memory; use a smaller model, batch or file",
+                         EXIT_USAGE)
     except Exception as e:
-        if debug:
+        if debug and dist.current_size() == 1:
             raise
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-        return refuse(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
-                      f"--debug (or BPTT_DEBUG=1) for the traceback and report it",
-                      EXIT_INTERNAL)
+        return dist.fail(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
+                         f"--debug (or BPTT_DEBUG=1) for the traceback and report it",
+                         EXIT_INTERNAL)

@@ -118,16 +118,18 @@ def markdown(doc: dict) -> str:
         lines.append("")
     names = [s["name"] for s in doc["settings"]]
     if len(names) > 1:
-        lines += [f"torch / bptt by setting ({', '.join(names)}):", "",
+        lines += ["torch / bptt by setting: ratio of medians (ratio of minima)", "",
                   "| cell | dtype | mode | T, N, D, H | " + " | ".join(names) + " |",
                   "|" + "---|" * (4 + len(names))]
-        by = {}
+        by: dict = {}
         for r in doc["records"]:
             by.setdefault((r["cell"], r["dtype"], r["mode"], r["T"], r["N"], r["D"], r["H"]),
-                          {})[r["setting"]] = r["ratio"]
+                          {})[r["setting"]] = r
         for (cell, dt, mode, T, N, D, H), rs in by.items():
+            cells = [f"{_f(rs[n]['ratio'], '.2f')} ({_f(rs[n].get('ratio_min'), '.2f')})"
+                     if n in rs else "-" for n in names]
             lines.append(f"| {cell} | {dt} | {mode} | {T}, {N}, {D}, {H} | "
-                         + " | ".join(_f(rs.get(n), ".2f") for n in names) + " |")
+                         + " | ".join(cells) + " |")
         lines.append("")
     for c in doc.get("charlm") or []:
         lines.append(

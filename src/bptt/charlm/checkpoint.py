@@ -16,6 +16,7 @@ are removed only after it. So a kill at any moment leaves the previous checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -53,14 +54,14 @@ def _safetensors():
     return st
 
 
-def _finite_json(obj):
+def finite_json(obj):
     """Replace non-finite floats by None so the JSON stays standard."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite_json(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj
 
 
@@ -69,7 +70,7 @@ _NUMBER_LIST = re.compile(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]")
 
 def dumps(obj) -> str:
     """Indented JSON with non-finite floats as null and lists of numbers on one line."""
-    text = json.dumps(_finite_json(obj), indent=1, allow_nan=False)
+    text = json.dumps(finite_json(obj), indent=1, allow_nan=False)
     return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"
 
 
@@ -222,6 +223,12 @@ def load_checkpoint(path: str | os.PathLike, which: str = "auto", for_resume: bo
                               ) from None
     check_meta(meta, jpath, for_resume)
     apath = jpath.parent / meta["arrays"]
+    if not apath.exists():                     # a training run may just have replaced both:
+        with contextlib.suppress(OSError, ValueError):      # read the JSON once more
+            again = json.loads(jpath.read_text(encoding="utf-8"))
+            if isinstance(again, dict) and again.get("arrays") != meta["arrays"]:
+                meta = check_meta(again, jpath, for_resume)
+                apath = jpath.parent / meta["arrays"]
     if not apath.exists():
         raise CheckpointError(f"{jpath} names {apath}, which is missing; copy the whole run "
                               f"directory")

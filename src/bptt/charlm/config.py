@@ -115,6 +115,8 @@ class TrainConfig:
                      "max_rollbacks", "seed"):
             if getattr(self, name) < 0:
                 bad(name, "it must be 0 or more")
+        if self.sample_chars > 100_000:
+            bad("sample_chars", "it must be at most 100,000 (sampled at every evaluation)")
         if self.eval_chars == 1:
             bad("eval_chars", "one character leaves nothing to predict: use 2 or more (0 = all)")
         for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes", "init_std"):

@@ -12,14 +12,16 @@ from bptt.nn import LMConfig
 
 
 def n_parameters(cfg: LMConfig) -> int:
-    """The parameter count of ``LanguageModel(cfg)`` (embed.W, per layer Wx, Wh, b and h0,
-    out.w, out.b)."""
+    """The parameter count of ``LanguageModel(cfg)`` (embed.W, per layer Wx, Wh, b and h0 / c0,
+    out.w, out.b), in closed form (no loop over layers: a damaged size stays cheap)."""
     G = 4 if cfg.cell == "lstm" else 1
     V, H = int(cfg.vocab_size), int(cfg.hidden)
     D = int(cfg.embed) if cfg.embed > 0 else V
+    K = int(cfg.layers)
     n = V * int(cfg.embed) if cfg.embed > 0 else 0
-    for k in range(int(cfg.layers)):
-        n += (D if k == 0 else H) * G * H + H * G * H + G * H + (H if cfg.learn_h0 else 0)
+    h0 = (2 * H if cfg.cell == "lstm" else H) if cfg.learn_h0 else 0     # h0 (and c0)
+    per_layer = H * G * H + G * H + h0                                 # Wh, b, h0
+    n += D * G * H + (K - 1) * H * G * H + K * per_layer           # Wx of layer 0, then H -> H
     return n + H * V + V
 
 

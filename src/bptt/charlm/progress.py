@@ -20,12 +20,6 @@ def fmt_rate(r: float) -> str:
     return f"{r / 1000:.1f}k" if r >= 1000 else f"{r:.0f}"
 
 
-def finite_or_none(rec: dict) -> dict:
-    """The record with non-finite floats as None (standard JSON)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in rec.items()}
-
-
 def metrics_record(c: Counters, steps_per_epoch: int, val: float, lr: float) -> dict:
     """One evaluation's record: the validation loss and the training interval's statistics."""
     n = c.i_steps
@@ -109,3 +103,11 @@ def stopped_message(c: Counters, path, why: str, stop_at: int | None) -> str:
               "interrupted": "Ctrl-C"}[why]
     return (f"stopped at step {c.step} by {reason}; checkpoint saved. Continue with: "
             f"bptt train --resume {path}")
+
+
+def loss_plot(records: list[dict], cfg: TrainConfig) -> bytes | None:
+    """loss.png of the metrics so far (ImportError without matplotlib)."""
+    from bptt.analysis.plots import training_losses
+
+    return training_losses(records, f"{cfg.corpus_name}: {cfg.layers}-layer "
+                                    f"{cfg.cell.upper()}, hidden {cfg.hidden}")

@@ -269,10 +269,13 @@ class RunDir:
                     f.unlink(missing_ok=True)
         clean_temporaries(path)
         if not (path / MARKER).is_file():
-            atomic_write_text(path / MARKER, json.dumps(
-                {"format": MARKER_FORMAT, "version": 1,
-                 "created": datetime.now().isoformat(timespec="seconds")}) + "\n")
+            run.write_marker()
         return run
+
+    def write_marker(self) -> None:
+        atomic_write_text(self.path / MARKER, json.dumps(
+            {"format": MARKER_FORMAT, "version": 1,
+             "created": datetime.now().isoformat(timespec="seconds")}) + "\n")
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunDir:
@@ -290,6 +293,8 @@ class RunDir:
         run.lock()
         clean_temporaries(path)
         clean_temporaries(path / ARRAYS_DIR)
+        if not (path / MARKER).is_file():           # a run from before the marker
+            run.write_marker()
         return run
 
     def lock(self) -> None:
@@ -346,7 +351,8 @@ def _check_out(path) -> Path:
         raise RunDirError("--out is empty; give the run directory a name, e.g. --out runs/first")
     path = Path(path)
     if path.is_symlink() and not path.exists():
-        raise RunDirError(f"--out {path} is a broken symbolic link; give another directory")
+        raise RunDirError(f"--out {path} is a broken symbolic link (or a loop of them); give "
+                          f"another directory")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} is a file, not a directory; give a directory (new or "
                           f"empty)")

@@ -115,9 +115,18 @@ def load_for_report(run_dir: str | os.PathLike, chars: int = 20_000
         cmeta = json.loads((run_dir / "corpus.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if not isinstance(cmeta, dict):
+        return None
     loaded = load(run_dir)
     corpus = load_encoded(run_dir / "corpus.npy", cmeta)
-    _, val = corpus.split(float(loaded.meta.get("train", {}).get("val_fraction", 0.1)))
+    train = loaded.meta.get("train")
+    frac = train.get("val_fraction") if isinstance(train, dict) else None
+    if not (isinstance(frac, float) and 0 < frac < 1):
+        frac = 0.1
+    if corpus.vocab != loaded.vocab:
+        raise CheckpointError(f"{run_dir}: the encoded corpus does not match the checkpoint's "
+                              f"vocabulary; the run directory is damaged")
+    _, val = corpus.split(frac)
     ids = np.asarray(val[:chars], dtype=np.int64)
     vocab = loaded.vocab
     chars_of = [chr(s) for s in vocab.symbols]
@@ -175,7 +184,8 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
     stop string first appears (the stop string is not included).
 
     ``state`` is the hidden state to start from (default: the model's initial state): one
-    ``(h, c)`` pair per layer, h and c (1, H) (c None for an RNN), e.g. the state carried by
+    ``(h, c)`` pair per layer, h and c (1, H) (c None without a cell state; for one layer
+    without one, h alone, (1, H) or (H,), will do), e.g. the state carried by
     training, as min-char-rnn samples from ``hprev``. The prime's symbols but the last are run
     from it; the last (or a newline without a prime) is the first input."""
     if not greedy:                        # greedy ignores temperature, top_k and top_p
@@ -214,6 +224,8 @@ def check_state(model: LanguageModel, state: list | None) -> list | None:
     if state is None:
         return None
     c = model.config
+    if isinstance(state, np.ndarray) and c.layers == 1 and c.cell != "lstm":
+        state = [(state.reshape(1, -1) if state.ndim == 1 else state, None)]   # h alone
     if not isinstance(state, (list, tuple)) or len(state) != c.layers:
         raise ValueError(f"the initial state must be a list of {c.layers} (h, c) pair(s), one "
                          f"per layer")

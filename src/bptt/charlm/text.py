@@ -1,14 +1,16 @@
-"""Text corpora as compact integer arrays, vocabularies, and batching for truncated BPTT.
+"""Text corpora as compact integer arrays and vocabularies (batching: ``charlm.data``).
 
 A corpus is read twice, in fixed-size chunks, so memory stays bounded whatever the file size:
 
 1. ``build_vocab``: validate UTF-8 (or take raw bytes), hash the bytes, collect the distinct
    symbols (Unicode code points, or byte values in byte mode) and count them;
 2. ``encode_files``: map every symbol to its index in the sorted vocabulary and write the ids into
-   a ``.npy`` file (uint8 for up to 256 symbols, uint16 or uint32 above), opened memory-mapped.
+   a ``.npy`` file (uint8 for up to 256 symbols, uint16 or uint32 above) with ordinary writes,
+   then reopen it memory-mapped read-only.
 
 The vocabulary is the sorted list of distinct code points: the same text always gives the same
-ids (min-char-rnn's ``list(set(data))`` does not). Symbols: N streams, T steps, V vocabulary.
+ids (min-char-rnn's ``list(set(data))`` does not). A UTF-8 byte-order mark at the start of a file
+is dropped (it is not text). Every file is checked to be a regular file before it is opened.
 """
 
 from __future__ import annotations
@@ -359,63 +361,24 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_path: str | os.PathLi
 
 
 def load_encoded(npy_path: str | os.PathLike, meta: dict) -> EncodedCorpus:
-    """Reopen an encoded corpus written by ``prepare_corpus`` (never unpickles)."""
+    """Reopen an encoded corpus written by ``prepare_corpus`` (never unpickles); its length,
+    dtype and vocabulary checked against ``meta`` (corpus.json)."""
+    from bptt.charlm.rundir import RunDirError, check_regular_file
+
     npy_path = Path(npy_path)
-    if not npy_path.exists():
-        raise CorpusError(f"{npy_path} is missing; the run directory is incomplete")
-    ids = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-    if ids.ndim != 1 or len(ids) != meta["symbols"]:
-        raise CorpusError(f"{npy_path} does not match its corpus.json; the run directory is "
-                          f"damaged")
-    sources = [SourceInfo(**s) for s in meta["sources"]]
-    return EncodedCorpus(ids, Vocab.from_json(meta["vocab"]), sources)
-
-
-# ---------------------------------------------------------------- batching
-
-class StreamBatcher:
-    """N contiguous streams over ``ids`` for truncated BPTT.
-
-    The ids are cut into N equal streams of L = (n - 1) // N symbols; batch k holds steps
-    k*T .. k*T + T - 1 of every stream (inputs) and the next symbol of each (targets), so the
-    hidden state after batch k is the right initial state for batch k + 1. An epoch has
-    L // T batches; at the wrap the caller resets the state.
-    """
-
-    def __init__(self, ids: np.ndarray, N: int, T: int):
-        if N < 1 or T < 1:
-            raise ValueError(f"batch ({N}) and seq-len ({T}) must be at least 1")
-        n = len(ids)
-        L = (n - 1) // N
-        if L // T < 1:
-            raise CorpusError(f"the training text has {n} characters, too few for {N} streams "
-                              f"of {T} steps (it needs at least {N * T + 1}); use a smaller "
-                              f"--batch or --seq-len, or a longer text")
-        self.ids, self.N, self.T, self.L = ids, N, T, L
-        self.steps_per_epoch = L // T
-        self.starts = np.arange(N, dtype=np.int64) * L                 # (N,)
-        self._cols = np.arange(T + 1, dtype=np.int64)                  # (T+1,)
-
-    def batch(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) int64 (N, T) for batch k of the epoch (0 <= k < steps_per_epoch)."""
-        if not 0 <= k < self.steps_per_epoch:
-            raise IndexError(f"batch {k} outside 0..{self.steps_per_epoch - 1}")
-        idx = self.starts[:, None] + (k * self.T + self._cols)         # (N, T+1)
-        chunk = np.asarray(self.ids[idx], dtype=np.int64)
-        return chunk[:, :-1], chunk[:, 1:]
-
-
-def eval_chunks(ids: np.ndarray, N: int, T: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Cover ``ids`` with up to N streams read T steps at a time (the last chunk may be shorter),
-    for evaluation with the state carried from chunk to chunk. Yields (x, y) int64 (N', T')."""
-    n = len(ids)
-    if n < 2:
-        return
-    Ne = max(1, min(N, (n - 1) // T))
-    L = (n - 1) // Ne
-    starts = np.arange(Ne, dtype=np.int64) * L
-    for s in range(0, L, T):
-        w = min(T, L - s)
-        idx = starts[:, None] + (s + np.arange(w + 1, dtype=np.int64))
-        chunk = np.asarray(ids[idx], dtype=np.int64)
-        yield chunk[:, :-1], chunk[:, 1:]
+    damaged = (f"{npy_path} does not match its corpus.json; the run directory is damaged "
+               f"(start a new run with bptt train --out DIR)")
+    try:
+        check_regular_file(npy_path, "encoded corpus")
+        ids = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        vocab = Vocab.from_json(meta["vocab"])
+        sources = [SourceInfo(**s) for s in meta["sources"]]
+    except RunDirError as e:
+        raise CorpusError(f"{e}; the run directory is incomplete") from None
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        raise CorpusError(damaged) from None
+    if (ids.ndim != 1 or len(ids) != meta.get("symbols") or ids.dtype != vocab.id_dtype
+            or str(ids.dtype) != meta.get("id_dtype", str(ids.dtype))
+            or (len(ids) and int(ids.max()) >= vocab.size)):
+        raise CorpusError(damaged)
+    return EncodedCorpus(ids, vocab, sources)

@@ -4,7 +4,7 @@
     result = Trainer.start(cfg, "runs/x", Console()).run()
     result = Trainer.resume("runs/x", Console()).run()        # continues exactly
 
-One step (truncated BPTT over N contiguous streams of T steps, see ``text.StreamBatcher``):
+One step (truncated BPTT over N contiguous streams of T steps, see ``data.StreamBatcher``):
 
     loss, grads, state = model.loss_and_state(x, y, state=carried)   # state carried between
     loss, grads /= T: nats per character, the mean over N and T       # batches, reset at wrap
@@ -14,11 +14,14 @@ One step (truncated BPTT over N contiguous streams of T steps, see ``text.Stream
     a non-finite loss, gradient, parameter or validation loss -> roll back to the last snapshot
                       and lower the lr (give up after max_rollbacks in a row)
 
-The parts: ``rundir.RunDir`` (the files, marker and lock), ``state.TrainState`` (what a step
-changes, and its checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed
-and logged). Randomness comes only from ``np.random.Generator`` objects derived from ``seed``:
-one for the initial weights, one for dropout (its state is checkpointed), and one per
-evaluation for the printed sample, so evaluation never changes training.
+The parts: ``rundir.RunDir`` (the files, marker and lock), ``opening`` (a new run built, or a
+checkpoint read back and validated), ``state.TrainState`` (what a step changes, and its
+checkpoint form), ``clock.Clock`` (the budget), ``progress`` (what is printed and logged), and
+``bptt.optim.train_step`` (clipping and the update, shared with the task loop).
+
+Randomness comes only from ``np.random.Generator`` objects derived from ``seed``: one for the
+initial weights, one for dropout (its state is checkpointed), and one per evaluation for the
+printed sample, so evaluation never changes training.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt import __version__
-from bptt.charlm.checkpoint import dumps, save_checkpoint
+from bptt.charlm.checkpoint import finite_json, save_checkpoint
 from bptt.charlm.clock import Clock
 from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.trainer is the public entry)
     PRESETS,
@@ -45,23 +48,23 @@ from bptt.charlm.config import (  # noqa: F401  (re-exported: bptt.charlm.traine
 )
 from bptt.charlm.console import Console, GracefulInterrupt
 from bptt.charlm.corpora import default_run_dir, resolve_corpus
-from bptt.charlm.evaluation import evaluate, split_and_batch
-from bptt.charlm.memory import check_fits, n_parameters, training_bytes
+from bptt.charlm.data import evaluate, split_and_batch
+from bptt.charlm.memory import check_fits, training_bytes
+from bptt.charlm.opening import load_run, new_run
 from bptt.charlm.progress import (
     describe,
     diverged_message,
     done_message,
     eval_line,
-    finite_or_none,
     fmt_rate,
+    loss_plot,
     metrics_record,
     stopped_message,
 )
-from bptt.charlm.resume import load_run
-from bptt.charlm.rundir import RunDir, atomic_write_bytes, atomic_write_text
+from bptt.charlm.rundir import RunDir, atomic_write_bytes
 from bptt.charlm.sampling import generate
 from bptt.charlm.state import Counters, TrainState, copy_carried, snapshot_checkpoint
-from bptt.charlm.text import EncodedCorpus, prepare_corpus
+from bptt.charlm.text import EncodedCorpus
 from bptt.functional._validate import NonFiniteError
 from bptt.nn import LanguageModel
 from bptt.optim import Clipping, Optimizer, make_optimizer, train_step
@@ -91,6 +94,8 @@ class Trainer:
         self.clipping = Clipping(max_norm=cfg.clip_norm, max_value=cfg.clip_value)
         self.clock = Clock(cfg)
         self.last_loss = math.nan                  # of the last training step
+        self.ema: float | None = None              # smoothed training loss, for the bar
+        self.rate = 0.0                            # training characters per second, for the bar
         self.plot_warned = False
         self.saved_step = state.counters.step      # of the checkpoint last.json holds
         self.dp = None             # bptt.distributed.trainer.DataParallel on K > 1 processes
@@ -140,29 +145,10 @@ class Trainer:
     @classmethod
     def _build(cls, cfg: TrainConfig, run: RunDir, console: Console, notes: list[str]
                ) -> Trainer:
-        """Encode the corpus, build the model, write config.json and the step-0 checkpoint."""
-        for name in ("metrics.jsonl", "samples.txt", "samples.jsonl", "train.log"):
-            (run / name).unlink(missing_ok=True)
-        console.log_path = run.log_path
-        for line in notes:
-            console.info(line)
-        corpus = prepare_corpus(cfg.corpus, run / "corpus.npy", cfg.encoding)
-        atomic_write_text(run / "corpus.json", dumps(corpus.meta()))
-        split_and_batch(corpus, cfg)          # a text too short fails before the model is built
-        mcfg = cfg.model_config(corpus.vocab.size)
-        check_fits(training_bytes(mcfg, cfg.batch, cfg.seq_len),
-                   f"the model ({n_parameters(mcfg):,} parameters, vocabulary "
-                   f"{corpus.vocab.size}) at batch {cfg.batch} x {cfg.seq_len}",
-                   "use a smaller --hidden, --layers, --embed, --batch or --seq-len")
-        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
-        model = LanguageModel(mcfg, np.random.default_rng(seeds[0]))
+        """A new run's Trainer (``opening.new_run``) and its step-0 checkpoint."""
+        r = new_run(cfg, run, console, notes)
         opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
-        state = TrainState(model.params, opt.init(model.params), None, Counters(),
-                           np.random.default_rng(seeds[1]))
-        trainer = cls(cfg, run, console, corpus, model, opt, state, None, [])
-        atomic_write_text(run / "config.json", dumps(
-            {"train": asdict(cfg), "model": model.config.to_dict(),
-             "parameters": trainer.n_params, "bptt_version": __version__}))
+        trainer = cls(cfg, run, console, r.corpus, r.model, opt, r.state, None, [])
         trainer.save()                        # step 0: there is always a good checkpoint
         return trainer
 
@@ -328,15 +314,14 @@ class Trainer:
         rec["elapsed_s"] = rec["time_s"] = round(c.elapsed_s, 3)
         self.records.append(rec)
         if self.writes:
-            run.append_record("metrics.jsonl", finite_or_none(rec))
+            run.append_record("metrics.jsonl", finite_json(rec))
         if sample:
             run.append_text("samples.txt", f"=== step {c.step}, val {val:.3f} nats/char, "
                                            f"temperature {cfg.sample_temperature} ===\n"
                                            f"{sample}\n\n")
             run.append_record("samples.jsonl", {"step": c.step, "text": sample,
                                                 "temperature": cfg.sample_temperature})
-        if self.writes:
-            self._plot()
+        self._plot()
         self.save(best=best)
         self.console.info(eval_line(cfg, rec, best, c.elapsed_s)
                           + (self.dp.eval_suffix(rec) if self.dp is not None else ""))
@@ -346,11 +331,10 @@ class Trainer:
 
     def _plot(self) -> None:
         """Redraw loss.png (atomically); without matplotlib, warn once and go on."""
-        cfg = self.cfg
+        if not self.writes:
+            return
         try:
-            from bptt.analysis.plots import training_losses
-            png = training_losses(self.records, f"{cfg.corpus_name}: {cfg.layers}-layer "
-                                                f"{cfg.cell.upper()}, hidden {cfg.hidden}")
+            png = loss_plot(self.records, self.cfg)
         except ImportError:
             if not self.plot_warned:
                 self.console.warn("matplotlib is not installed, so there is no loss.png "
@@ -389,59 +373,64 @@ class Trainer:
             con.open_bar(cfg.max_minutes * 60, initial=self.counters.elapsed_s, unit="s")
         else:
             con.open_bar(cfg.max_steps or None, initial=self.counters.step, unit="step")
-        ema, why, rate = None, None, 0.0
+        why = None
         if self.counters.step == 0 and not self.records:          # where the curves start
-            clock.sync(self.counters)
-            fail = self._evaluate_and_report(learning_rate(cfg, 0, 0.0), sample_text=False)
-            if fail is not None and not self._rollback(fail):
-                why = "diverged"
+            why = self._evaluate_or_roll_back(learning_rate(cfg, 0, 0.0), sample_text=False)
         clock.last_eval_end = self.counters.elapsed_s
         with GracefulInterrupt(con) as interrupt:
             self.interrupt = interrupt
             while why is None:
                 c = self.counters
                 why = clock.should_stop(c, stop_at)
-                if why == "done" and c.last_eval_step != c.step:
-                    why = None                 # the final evaluation first
-                    clock.sync(c)
-                    lr = learning_rate(cfg, max(c.step - 1, 0), 1.0) * c.lr_scale
-                    fail = self._evaluate_and_report(lr)
-                    if fail is not None and not self._rollback(fail):
-                        why = "diverged"
+                if why == "done" and c.last_eval_step != c.step:    # the final evaluation first
+                    why = self._evaluate_or_roll_back(
+                        learning_rate(cfg, max(c.step - 1, 0), 1.0) * c.lr_scale)
                     continue
+                if why is None and (interrupt.requested if self.dp is None else self.dp.stop):
+                    why = "interrupted"          # data-parallel: every process stops together
                 if why is not None:
                     break
-                if interrupt.requested if self.dp is None else self.dp.stop:
-                    why = "interrupted"
-                    break
                 lr = learning_rate(cfg, c.step, clock.time_frac(c)) * c.lr_scale
-                t0 = time.perf_counter()
-                fail = self._step(lr)
-                dt = clock.last_step_s = time.perf_counter() - t0
-                if fail is None:
-                    c = self.counters
-                    c.train_s += dt
-                    c.i_train_s += dt
-                    if c.step % cfg.snapshot_every == 0:
-                        c.fails_in_row = 0
-                        self.snapshot = self.state.snapshot()
-                    ema = self.last_loss if ema is None else 0.95 * ema + 0.05 * self.last_loss
-                    if clock.eval_due(c):
-                        clock.sync(c)
-                        fail = self._evaluate_and_report(lr)
-                        clock.last_eval_end = self.counters.elapsed_s
-                if fail is not None:
-                    if not self._rollback(fail):
-                        why = "diverged"
-                    continue
-                if c.i_train_s:
-                    rate = c.i_chars / c.i_train_s
-                n = clock.elapsed(c) if cfg.time_budgeted else c.step
-                con.update_bar(n, f"step {c.step}, loss {ema:.3f}, {fmt_rate(rate)} chars/s, "
-                                  f"lr {lr:.1e}" + (self.dp.bar() if self.dp else ""))
+                why = self._advance(lr)
+                self._show_progress(lr)
             con.close_bar()
             clock.sync(self.counters)
             return self._finish(why, stop_at)
+
+    def _advance(self, lr: float) -> str | None:
+        """One training step, then the snapshot and the evaluation when they are due; a failure
+        rolls back. Returns "diverged" when giving up, else None."""
+        t0 = time.perf_counter()
+        fail = self._step(lr)
+        dt = self.clock.last_step_s = time.perf_counter() - t0
+        if fail is not None:
+            return None if self._rollback(fail) else "diverged"
+        c = self.counters
+        c.train_s += dt
+        c.i_train_s += dt
+        if c.step % self.cfg.snapshot_every == 0:
+            c.fails_in_row = 0
+            self.snapshot = self.state.snapshot()
+        self.ema = self.last_loss if self.ema is None else 0.95 * self.ema + 0.05 * self.last_loss
+        return self._evaluate_or_roll_back(lr) if self.clock.eval_due(c) else None
+
+    def _evaluate_or_roll_back(self, lr: float, sample_text: bool = True) -> str | None:
+        """Evaluate now (the clock brought up to date first); a failure rolls back. Returns
+        "diverged" when giving up, else None."""
+        self.clock.sync(self.counters)
+        fail = self._evaluate_and_report(lr, sample_text)
+        self.clock.last_eval_end = self.counters.elapsed_s
+        return None if fail is None or self._rollback(fail) else "diverged"
+
+    def _show_progress(self, lr: float) -> None:
+        c = self.counters
+        if self.ema is None:
+            return
+        if c.i_train_s:
+            self.rate = c.i_chars / c.i_train_s
+        n = self.clock.elapsed(c) if self.cfg.time_budgeted else c.step
+        self.console.update_bar(n, f"step {c.step}, loss {self.ema:.3f}, {fmt_rate(self.rate)} "
+                                   f"chars/s, lr {lr:.1e}" + (self.dp.bar() if self.dp else ""))
 
     def _finish(self, why: str, stop_at: int | None) -> Result:
         c, path = self.counters, self.path

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+MAX_LENGTH = 10_000_000        # about half an hour of sampling; a longer text in pieces
+MAX_LENGTH_NOTE = " (sample a longer text in pieces, priming each with the last)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from bptt.cli import SEED, finite_float, int_at_least
@@ -16,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run directory (or a checkpoint .json file)")
     p.add_argument("--checkpoint", choices=["auto", "best", "last"], default="auto",
                    help="which checkpoint of RUN (default auto: best, else last)")
-    p.add_argument("--length", type=int_at_least(0), default=500, metavar="N",
+    p.add_argument("--length", type=int_at_least(0, MAX_LENGTH_NOTE, MAX_LENGTH), default=500,
+                   metavar="N",
                    help="characters to generate (default 500)")
     p.add_argument("--temperature", type=finite_float(0), default=1.0, metavar="T",
                    help="divide the scores by T before the softmax: < 1 safer, > 1 wilder "

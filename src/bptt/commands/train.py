@@ -17,7 +17,9 @@ examples:
 The run directory holds metrics.jsonl (one JSON object per evaluation: step, train_loss,
 val_loss in nats/char, val_bits, lr, grad_norm, clip_rate, chars_per_s, elapsed_s), loss.png,
 samples.txt, train.log, config.json, corpus.npy (the text as integer ids), last.json and
-best.json (checkpoints; arrays in checkpoints/*.safetensors).
+best.json (checkpoints; arrays in checkpoints/*.safetensors), and .bptt-run (the marker) and
+.lock (held by the one process training in it). bptt writes a run only into a new or empty
+directory or one of its own runs; see docs/reliability.md.
 """
 
 
@@ -173,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
     given = merge_config_file(args, fields, given)              # --config FILE.toml, if any
+    # --tensorboard DIR (refused before the run starts when tensorboardX is missing); process 0
+    tensorboard = open_writer(args.tensorboard) if world().rank == 0 else None
     if args.stop_at is not None and args.stop_at < 1:
         raise UserError(f"--stop-at is {args.stop_at}; it must be at least 1")
     cfg = None
@@ -186,9 +190,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_preset(args.preset or "default", corpus=list(args.paths), **given)
 
     def build(console: Console) -> Trainer:
-        if args.resume is not None:
-            return Trainer.resume(args.resume, console, given)
-        return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        if cfg is not None:
+            return Trainer.start(cfg, args.out, console, overwrite=args.overwrite)
+        trainer = Trainer.resume(args.resume, console, given)
+        if args.stop_at is not None and args.stop_at <= trainer.counters.step:
+            trainer.rundir.close()
+            raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
+                            f"{trainer.counters.step}; give a later step")
+        return trainer
 
     if world().size > 1:           # under mpiexec / srun: one data-parallel job
         from bptt.distributed.trainer import start_parallel
@@ -196,12 +205,6 @@ def run(args: argparse.Namespace) -> int:
         trainer = start_parallel(args, cfg, build, world())
     else:
         trainer = build(Console(quiet=args.quiet))
-    if args.stop_at is not None and args.stop_at <= trainer.counters.step:
-        if trainer.rundir is not None:
-            trainer.rundir.close()
-        raise UserError(f"--stop-at {args.stop_at} is not after the run's step "
-                        f"{trainer.counters.step}; give a later step")
-    tensorboard = open_writer(args.tensorboard) if trainer.writes else None   # --tensorboard
     with mirroring(tensorboard, run_path(trainer)):
         result = trainer.run(stop_at=args.stop_at)
     if result.status == 1 and trainer.writes:

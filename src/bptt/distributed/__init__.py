@@ -137,6 +137,15 @@ class World:
         if self.comm is not None and self.size > 1:
             self.comm.Barrier()
 
+    def idle_barrier(self, poll_s: float = 0.005) -> None:
+        """A barrier that waits asleep: MPI's blocking calls spin on the CPU, which on a full
+        node slows the very process being waited for (process 0 encoding a corpus, writing a
+        checkpoint, or another suite run). Every process must call it."""
+        if self.comm is not None and self.size > 1:
+            req = self.comm.Ibarrier()
+            while not req.Test():
+                time.sleep(poll_s)
+
     # ------------------------------------------------------------ arrays
 
     def reducer(self, like: Mapping[str, np.ndarray], extra: int = 0) -> FlatBuffer:

@@ -2,7 +2,7 @@
 all-reduce, the split validation, and the world-size-independent form of the carried state.
 
 The global batch of N streams (``--batch``) is split over the K processes: process r owns streams
-r*N/K .. (r+1)*N/K - 1 of the one ``StreamBatcher`` every process builds alike, so the data a
+r*N/K .. (r+1)*N/K - 1 of the one ``data.StreamBatcher`` every process builds alike, so the data a
 step sees does not depend on K. Each process's gradient is a per-character mean over its own
 streams; ``StepAllreduce`` weights it by the process's character count, sums, and divides by the
 total, which is the 1-process mean over the global batch:
@@ -116,7 +116,7 @@ class StepAllreduce:
 def evaluate_split(model, ids: np.ndarray, w: World, max_chars: int = 0, N: int = 64,
                    T: int = 256) -> float:
     """Mean nats per character of ``ids`` (the first ``max_chars`` if > 0), read as
-    ``text.eval_chunks`` reads it (up to N streams, T steps a call, state carried), with the
+    ``data.eval_chunks`` reads it (up to N streams, T steps a call, state carried), with the
     streams split over the processes and the sums reduced: the 1-process value, up to the order
     of the additions."""
     from bptt.charlm.sampling import nll_sum

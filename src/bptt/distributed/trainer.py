@@ -158,6 +158,7 @@ class DataParallel:
         self.i_steps = 0
         self.last_ms = 0.0
         self.dropout_seed = cfg.seed
+        self.threads = "BLAS threads as the environment sets them"
 
     @property
     def is_root(self) -> bool:
@@ -210,7 +211,7 @@ class DataParallel:
         return f", {self.w.size} procs, all-reduce {self.last_ms:.1f} ms"
 
     def evaluate(self, model, ids: np.ndarray, max_chars: int) -> float:
-        from bptt.charlm.evaluation import EVAL_SEQ, EVAL_STREAMS
+        from bptt.charlm.data import EVAL_SEQ, EVAL_STREAMS
 
         return evaluate_split(model, ids, self.w, max_chars, EVAL_STREAMS, EVAL_SEQ)
 
@@ -226,6 +227,7 @@ class DataParallel:
     def gathered(self, *states):
         """Collective: within the block, on process 0, the states' carried hidden state holds
         all N streams (what a checkpoint stores); yields whether this process writes."""
+        self.w.idle_barrier()                  # process 0 may still be sampling and plotting
         full = [gather_carried(st.carried, self.w) for st in states]
         if not self.is_root:
             yield False
@@ -242,7 +244,8 @@ class DataParallel:
     def describe(self) -> list[str]:
         me = self.w.allgather_json([os.getpid(), socket.gethostname()])
         ranks = ", ".join(f"rank {r} pid {p} on {h}" for r, (p, h) in enumerate(me))
-        return [f"world: {self.w.size} processes, {self.hi - self.lo} streams each; {ranks}"]
+        return [f"world: {self.w.size} processes, {self.hi - self.lo} streams each, "
+                f"{self.threads}; {ranks}"]
 
 
 # ---------------------------------------------------------------- starting together
@@ -256,6 +259,7 @@ def start_parallel(args, cfg, build: Callable, w: World):
     check_same({**options, "bptt_version": __version__}, w, "options")
     if cfg is not None:
         stream_rows(cfg.batch, w)
+    threads = share_cores(w)
 
     def on_root():
         if cfg is None:                            # resume: the run's batch, before any work
@@ -264,7 +268,33 @@ def start_parallel(args, cfg, build: Callable, w: World):
                 stream_rows(batch, w)
         return build(Console(quiet=args.quiet))
 
-    return start_together(w, on_root, follower)
+    trainer = start_together(w, on_root, follower)
+    trainer.dp.threads = threads
+    return trainer
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def share_cores(w: World) -> str:
+    """Give each process its share of the node's cores as BLAS threads (unless the environment
+    already sets a thread count): K processes x the default all-core thread pools would
+    oversubscribe the node, where a BLAS step can run ten times slower. Returns what was done."""
+    if any(v in os.environ for v in THREAD_VARS):
+        return "BLAS threads as the environment sets them"
+    from mpi4py import MPI
+
+    local = w.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()     # processes on this node
+    cpus = os.cpu_count() or 1
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    n = mine if mine < cpus else max(1, cpus // local)              # bound: its own cores
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return (f"BLAS threads not set (threadpoolctl is not installed; set "
+                f"OPENBLAS_NUM_THREADS={n})")
+    threadpool_limits(limits=n, user_api="blas")
+    return f"{n} BLAS thread{'s' if n > 1 else ''} each"
 
 
 def peek_batch(run_dir) -> int | None:
@@ -280,12 +310,17 @@ def start_together(w: World, build: Callable, follower: Callable):
     """Process 0 runs ``build()`` (start or resume: every file is its business) and shares the
     trainer's state; the others make theirs with ``follower(meta, arrays, console)``. An error
     on process 0 is raised on every process as a ``WorldError`` (printed once)."""
+    from bptt.cli import UserError, os_error_message
+
     err, trainer = None, None
     if w.is_root:
         try:
             trainer = build()
-        except (ValueError, OSError, WorldError) as e:    # UserError, CorpusError, ... included
-            err = str(e)
+        except OSError as e:
+            err = os_error_message(e)
+        except (ValueError, UserError, WorldError) as e:   # CorpusError, CheckpointError, ...
+            err = " ".join(str(e).split())
+    w.idle_barrier()                                     # the others sleep while 0 builds
     err = w.bcast_json(err)
     if err is not None:
         raise WorldError(err)

@@ -18,7 +18,8 @@ def model_checks(rng: np.random.Generator) -> list[CheckResult]:
     N, S, T = 3, 5, 4
     mask = np.arange(S)[None, :] < np.array([5, 3, 1])[:, None]     # (N, S) padded sources
     for opts in (dict(cell="lstm"), dict(cell="rnn", enc_hidden=3, layers=2),
-                 dict(cell="lstm", bidirectional=True, embed=3)):
+                 dict(cell="lstm", bidirectional=True, embed=3),
+                 dict(cell="gru", bidirectional=True, layers=2)):
         model = Seq2Seq(Seq2SeqConfig(5, 6, hidden=4, dtype="float64", **opts), rng)
         for p in model.params.values():
             p += 0.3 * rng.standard_normal(p.shape)
@@ -28,7 +29,7 @@ def model_checks(rng: np.random.Generator) -> list[CheckResult]:
         label = "Seq2Seq(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
         out += check_loss(label, lambda m=model, x=x, y=y: m.loss(x, y, mask), model.params,
                           THRESHOLD)
-    for cell in ("rnn", "lstm"):
+    for cell in ("rnn", "lstm", "gru"):
         model = ConditionedLM(ConditionedConfig(4, 6, 5, embed=3, cell=cell, dtype="float64"),
                               rng)
         for p in model.params.values():

@@ -114,6 +114,7 @@ def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] 
                 done[i] = f.result()
                 if log:
                     log(tag + _progress(runs[i], done[i], start))
+    w.idle_barrier()                   # a process done early sleeps until the last run ends
     gathered = w.gather_json(sorted(done.items()))
     if not w.is_root:
         return None

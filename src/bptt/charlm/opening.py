@@ -1,5 +1,6 @@
-"""Reading a run back to continue it: the last checkpoint validated key by key, the encoded
-corpus, the metrics and samples up to the checkpoint, and the rollback snapshot.
+"""Opening a run: a new one (``new_run``: encode the corpus, build the model, write
+config.json), or an existing one to continue (``load_run``: the last checkpoint validated key by
+key, the encoded corpus, the metrics and samples up to the checkpoint, the rollback snapshot).
 
 Every problem is a one-line ``CheckpointError`` / ``CorpusError`` naming the file and the fix;
 keys a newer bptt wrote that this one does not know are ignored with a warning.
@@ -8,29 +9,34 @@ keys a newer bptt wrote that this one does not know are ignored with a warning.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from bptt import __version__
 from bptt.charlm.checkpoint import (
     CheckpointError,
     check_arrays,
     dataclass_from_json,
+    dumps,
     load_checkpoint,
 )
 from bptt.charlm.config import RESUME_OVERRIDABLE, TrainConfig
 from bptt.charlm.console import Console
-from bptt.charlm.evaluation import split_and_batch
-from bptt.charlm.rundir import RunDir, RunDirError, check_regular_file
+from bptt.charlm.data import split_and_batch
+from bptt.charlm.memory import check_fits, n_parameters, training_bytes
+from bptt.charlm.rundir import RunDir, RunDirError, atomic_write_text, check_regular_file
 from bptt.charlm.sampling import model_from_arrays
 from bptt.charlm.state import SNAPSHOT_PREFIX, Counters, TrainState
-from bptt.charlm.text import CorpusError, EncodedCorpus, load_encoded
+from bptt.charlm.text import CorpusError, EncodedCorpus, load_encoded, prepare_corpus
 from bptt.nn import LanguageModel
 from bptt.optim import make_optimizer
 
 
 @dataclass
-class LoadedRun:
+class OpenedRun:
+    """What a Trainer is built from."""
+
     cfg: TrainConfig
     corpus: EncodedCorpus
     model: LanguageModel
@@ -38,6 +44,34 @@ class LoadedRun:
     snapshot: TrainState | None
     records: list[dict]                    # metrics up to the checkpoint's step
     samples: list[dict]                    # samples up to the checkpoint's step
+
+
+def new_run(cfg: TrainConfig, run: RunDir, console: Console, notes: list[str]) -> OpenedRun:
+    """Encode the corpus into ``run``, build the model and the initial state, write
+    config.json; the memory needed is checked before the model is allocated."""
+    for name in ("metrics.jsonl", "samples.txt", "samples.jsonl", "train.log"):
+        (run / name).unlink(missing_ok=True)
+    console.log_path = run.log_path
+    for line in notes:
+        console.info(line)
+    corpus = prepare_corpus(cfg.corpus, run / "corpus.npy", cfg.encoding)
+    atomic_write_text(run / "corpus.json", dumps(corpus.meta()))
+    split_and_batch(corpus, cfg)              # a text too short fails before the model is built
+    mcfg = cfg.model_config(corpus.vocab.size)
+    n = n_parameters(mcfg)
+    check_fits(training_bytes(mcfg, cfg.batch, cfg.seq_len),
+               f"the model ({n:,} parameters, vocabulary {corpus.vocab.size}) at batch "
+               f"{cfg.batch} x {cfg.seq_len}",
+               "use a smaller --hidden, --layers, --embed, --batch or --seq-len")
+    seeds = np.random.SeedSequence(cfg.seed).spawn(2)
+    model = LanguageModel(mcfg, np.random.default_rng(seeds[0]))
+    opt = make_optimizer(cfg.optimizer, cfg.lr, **cfg.optimizer_kwargs())
+    state = TrainState(model.params, opt.init(model.params), None, Counters(),
+                       np.random.default_rng(seeds[1]))
+    atomic_write_text(run / "config.json", dumps(
+        {"train": asdict(cfg), "model": model.config.to_dict(), "parameters": n,
+         "bptt_version": __version__}))
+    return OpenedRun(cfg, corpus, model, state, None, [], [])
 
 
 def apply_overrides(cfg: TrainConfig, overrides: dict | None) -> None:
@@ -110,7 +144,7 @@ def _state_from(meta: dict, arrays: dict, model: LanguageModel, cfg: TrainConfig
     return state
 
 
-def load_run(run: RunDir, console: Console, overrides: dict | None = None) -> LoadedRun:
+def load_run(run: RunDir, console: Console, overrides: dict | None = None) -> OpenedRun:
     """Everything needed to continue the run in ``run`` exactly where its last.json stopped."""
     meta, arrays, jpath = load_checkpoint(run.path, "last", for_resume=True)
     where = str(jpath)
@@ -159,4 +193,4 @@ def load_run(run: RunDir, console: Console, overrides: dict | None = None) -> Lo
                if isinstance(r.get("step"), int) and r["step"] <= step]
     samples = [r for r in run.read_records("samples.jsonl", console.warn)
                if isinstance(r.get("step"), int) and r["step"] <= step]
-    return LoadedRun(cfg, corpus, model, state, snapshot, records, samples)
+    return OpenedRun(cfg, corpus, model, state, snapshot, records, samples)
