@@ -51,7 +51,7 @@ BAD_TRAIN_OPTIONS = [
     ("--dropout", "1"), ("--dropout", "0.5"), ("--val-fraction", "0"), ("--val-fraction", "1"),
     ("--min-lr-ratio", "2"), ("--rollback-lr-factor", "1"), ("--decay-gamma", "0"),
     ("--eval-every", "0"), ("--snapshot-every", "0"), ("--max-steps", "-1"), ("--warmup", "-1"),
-    ("--embed", "-1"), ("--stop-at", "0"), ("--stop-at", "-3"), ("--cell", "gru"),
+    ("--embed", "-1"), ("--stop-at", "0"), ("--stop-at", "-3"), ("--cell", "transformer"),
     ("--optimizer", "foo"), ("--schedule", "linear"), ("--encoding", "latin1"),
     ("--dtype", "float16"), ("--max-rollbacks", "-1"), ("--sample-chars", "1000000000"),
     ("--no-such-option", None),

@@ -156,7 +156,7 @@ RESUME_DAMAGE = {
     "train.lr-inf": set_key(["train", "lr"], 1e400),
     "train.hidden-other": set_key(["train", "hidden"], 9),
     "train.batch-other": set_key(["train", "batch"], 3),
-    "train.cell-gru": set_key(["train", "cell"], "gru"),
+    "train.cell-unknown": set_key(["train", "cell"], "transformer"),
     "missing-counters.step": drop_key(["counters", "step"]),
     "counters.cursor-huge": set_key(["counters", "cursor"], 10**6),
     "counters.cursor-negative": set_key(["counters", "cursor"], -1),
