@@ -2,12 +2,13 @@
 #   make train   set up .venv and run the main job
 #   make test    set up .venv (with PyTorch CPU for the parity tests) and run the whole test suite,
 #                which also builds the docs site (notebooks executed) and tests the wheel
+#   make lint    ruff and mypy only (installs the test tools, not PyTorch)
 #   make docs    build the documentation site into site/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: train test setup setup-test setup-docs lint docs
+.PHONY: train test setup setup-test setup-docs setup-lint lint docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +27,21 @@ setup-test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,test,tasks,mpi,bench,fast,docs,tensorboard]'
 
+# The linters only: ruff and mypy over the package and its test tools, without PyTorch.
+setup-lint: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
 train: setup
 	$(BIN)/bptt train
 
 test: setup-test
-	$(BIN)/ruff check src tests examples docs/hooks
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
 
-lint: setup-test
-	$(BIN)/ruff check src tests examples docs/hooks
+lint: setup-lint
+	$(BIN)/ruff check src tests examples benchmarks docs/hooks
+	$(BIN)/mypy src
 
 setup-docs: $(BIN)/python
 	$(BIN)/pip install -q -e '.[docs]'

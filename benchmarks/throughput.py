@@ -141,7 +141,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"bptt": [], "torch": []}
     for r in range(a.rounds):
         for who in ("bptt", "torch") if r % 2 == 0 else ("torch", "bptt"):
-            out = subprocess.run(argv + ["--child", who], env=env, capture_output=True,
+            out = subprocess.run([*argv, "--child", who], env=env, capture_output=True,
                                  text=True, check=True).stdout
             times[who] += json.loads(out.strip().splitlines()[-1])["times"]
             time.sleep(0.5)

@@ -11,6 +11,7 @@ NUL-terminated JSON commands on fd 3 and write replies and events on fd 4.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -65,10 +66,8 @@ class Chromium:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.send("Browser.close")
-        except Exception:
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

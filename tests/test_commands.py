@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
 
 
 def test_train_sample_score_smoke(trained, capsys):
-    d, text, run = trained
+    _d, text, run = trained
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 10, 20]
     assert all({"step", "train_loss", "val_loss"} <= set(r) for r in rows)
@@ -89,7 +89,7 @@ def test_loader_errors_are_one_line(tmp_path, capsys):
 
 
 def test_bad_options_and_runs_are_one_line(trained, tmp_path, capsys):
-    d, text, run = trained
+    _d, text, run = trained
     out = ["--out", str(tmp_path / "r"), "--quiet"]
     _one_line_error(capsys, ["train", str(text), *out, "--dropout", "1.5"], "train",
                     "--dropout is 1.5")

@@ -40,7 +40,7 @@ def cs231n_model(cell: str) -> ConditionedLM:
     return model
 
 
-@pytest.mark.parametrize("cell, features, expected", [
+@pytest.mark.parametrize(("cell", "features", "expected"), [
     ("rnn", (-1.5, 0.3), 9.83235591003),
     ("lstm", (-0.5, 1.7), 9.82445935443),
 ])
@@ -54,7 +54,7 @@ def test_loss_equals_cs231n(cell, features, expected):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("layers, embed", [(1, 3), (2, 0)])
+@pytest.mark.parametrize(("layers", "embed"), [(1, 3), (2, 0)])
 def test_gradients_match_numerical(cell, layers, embed):
     rng = np.random.default_rng(1)
     model = ConditionedLM(ConditionedConfig(4, 6, 5, embed=embed, cell=cell, layers=layers,

@@ -242,7 +242,7 @@ COLLECTIVES = """
 
 @needs_mpi
 def test_collectives_on_two_processes(tmp_path):
-    rc, out, err, _ = mpirun(2, [script(tmp_path, COLLECTIVES)], timeout=60, cwd=tmp_path)
+    rc, _out, err, _ = mpirun(2, [script(tmp_path, COLLECTIVES)], timeout=60, cwd=tmp_path)
     assert rc == 0, err
     res = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in res] == [0, 1] and res[0]["size"] == 2
@@ -330,7 +330,7 @@ def test_suite_spreads_its_runs_over_the_processes(tmp_path):
 
 @needs_mpi
 def test_task_and_one_process_commands_under_mpiexec_say_why_not_once(tmp_path):
-    rc, out, err, _ = mpirun(2, ["-m", "bptt", "task", "adding", "--quick"], timeout=60)
+    rc, _out, err, _ = mpirun(2, ["-m", "bptt", "task", "adding", "--quick"], timeout=60)
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "mpiexec -n 2 bptt suite --only adding" in lines[0], err
@@ -381,7 +381,7 @@ USER_LOOP = """
 
 
 @needs_mpi
-@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 2e-5)])
 def test_user_loop_on_two_processes_equals_one_process(tmp_path, dtype, tol):
     """20 Adam steps with the library API: 2 processes x 4 streams == 1 process x 8 streams
     (parameters, loss, split validation, gathered carried state), to rounding of the dtype."""

@@ -83,7 +83,7 @@ def one_process(corpus, tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 2e-5)])
 def test_two_processes_train_like_one(tmp_path, corpus, one_process, dtype, tol):
     """K = 2 with half the batch each == 1 process with the whole batch after 20 steps."""
     rc, _, err = bptt([*common(corpus, dtype), "--out", str(tmp_path / "two")], n=2)
@@ -239,7 +239,7 @@ def test_a_process_that_raises_stops_the_job_with_one_line(tmp_path, corpus):
     fault.write_text(textwrap.dedent(FAULT))
     run = tmp_path / "run"
     t0 = time.monotonic()
-    rc, out, err = bptt(["train", str(corpus), *BASE, "--max-steps", "50", "--eval-every", "2",
+    rc, _out, err = bptt(["train", str(corpus), *BASE, "--max-steps", "50", "--eval-every", "2",
                          "--out", str(run)], n=2, prefix=[str(fault)], timeout=60)
     assert rc != 0 and time.monotonic() - t0 < 40
     ours = [line for line in err.splitlines() if "injected fault" in line]

@@ -270,7 +270,7 @@ def test_engine_matches_step_function_reference(cell, N, T, masked):
 def test_hidden_size_one_and_input_size_one():
     for cell in CELLS:
         a = make(cell, 2, 3, 1, 1, seed=11)
-        h, c, g, _ = run(cell, a)
+        h, _c, g, _ = run(cell, a)
         h_ref, _, g_ref = reference(cell, a)
         assert_close(h, h_ref, 1e-13, f"{cell} h")
         for k in g_ref:

@@ -18,7 +18,7 @@ from bptt.gradcheck import check_function, rel_error
 
 pytest.importorskip("numba", reason="numba is not installed: the compiled fast path (the "
                                     "bptt[fast] extra) is not available to test")
-from bptt.functional import _compiled  # noqa: E402  (needs numba)
+from bptt.functional import _compiled
 
 TOL = {np.float64: 1e-12, np.float32: 2e-6}
 

@@ -83,7 +83,7 @@ def step_loop(p: dict, dh: np.ndarray, mask: np.ndarray | None = None):
 
 # --- numerical gradients ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("N,D,H", [(3, 4, 5), (1, 3, 4), (2, 3, 1)])
+@pytest.mark.parametrize(("N", "D", "H"), [(3, 4, 5), (1, 3, 4), (2, 3, 1)])
 def test_gru_step_backward_matches_numerical_gradient(N, D, H):
     rng = np.random.default_rng(500 + N + D + H)
     args = {"x": randn(rng, N, D), "prev_h": randn(rng, N, H, scale=0.5),
@@ -120,8 +120,8 @@ def test_gru_backward_with_state_matches_numerical_gradient(mask_kind, upstream)
         check(f"gradcheck gru_with_state, {upstream}", r.error, GRADCHECK_TOL, f"d{r.name}")
 
 
-@pytest.mark.parametrize("N,T,D,H", [(2, 1, 3, 4), (1, 4, 3, 2), (3, 3, 2, 1), (1, 1, 1, 1),
-                                     (1, 6, 2, 3)])
+@pytest.mark.parametrize(("N", "T", "D", "H"), [(2, 1, 3, 4), (1, 4, 3, 2), (3, 3, 2, 1),
+                                                (1, 1, 1, 1), (1, 6, 2, 3)])
 def test_gru_backward_matches_numerical_gradient_edge_shapes(N, T, D, H):
     rng = np.random.default_rng(530 + 7 * N + 5 * T + 3 * D + H)
     mask = None
@@ -387,7 +387,7 @@ def test_gru_gate_count_comes_from_the_one_table():
     assert gru_module.GRU.gates == GATES["gru"] == 3
 
 
-@pytest.mark.parametrize("change,message", [
+@pytest.mark.parametrize(("change", "message"), [
     (lambda p: {**p, "Wx": p["Wx"][:, :8]}, r"Wx has shape \(4, 8\); it must be \(D, 3H\)"),
     (lambda p: {**p, "Wh": p["Wh"][:, :6]}, "Wh has shape"),
     (lambda p: {**p, "b": p["b"][:4]}, "b has shape"),
@@ -409,7 +409,7 @@ def test_gru_backward_rejects_a_cache_of_another_cell_and_bad_gradients():
                                  randn(rng, 12))
     with pytest.raises(ValueError, match="cache comes from a 'lstm' forward"):
         gru_backward(randn(rng, 2, 3, 3), lstm_cache)
-    _, h_last, cache = gru_forward_with_state(p["x"], p["h0"], p["Wx"], p["Wh"], p["b"],
+    _, _h_last, cache = gru_forward_with_state(p["x"], p["h0"], p["Wx"], p["Wh"], p["b"],
                                               p["b_hn"])
     with pytest.raises(ValueError, match="dh has shape"):
         gru_backward(randn(rng, 2, 3, 4), cache)

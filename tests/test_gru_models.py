@@ -175,7 +175,7 @@ def test_trace_records_r_and_z_and_saturation_covers_them():
     trace = activation_trace(model, ids)
     assert trace["cell"] == "gru" and set(trace["layers"][0]) == {"h", "r", "z"}
     # h from the trace is the model's own forward; r and z are the step function's gates
-    scores, _ = model.logits(ids[None])
+    _scores, _ = model.logits(ids[None])
     inp, _ = model._inputs(ids[None])
     p = model.rnn.params
     h, cache = F.gru_step_forward(inp[:, 0], np.zeros((1, 4)), p["l0.Wx"], p["l0.Wh"],

@@ -58,7 +58,7 @@ BAD_TRAIN_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("option,value", BAD_TRAIN_OPTIONS)
+@pytest.mark.parametrize(("option", "value"), BAD_TRAIN_OPTIONS)
 def test_bad_train_options_are_refused_before_anything_is_written(tmp_path, corpus, option,
                                                                   value):
     out = tmp_path / "out"
@@ -110,7 +110,7 @@ def test_bad_sample_options(run, extra):
 
 
 def test_greedy_ignores_the_temperature_it_does_not_use(run):
-    rc, out, err = cli(["sample", run, "--greedy", "--temperature", "0", "--length", "5"])
+    rc, _out, err = cli(["sample", run, "--greedy", "--temperature", "0", "--length", "5"])
     assert rc == 0, err
 
 
@@ -275,7 +275,8 @@ def test_language_model_checks_every_id(ids, embed):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
-@pytest.mark.parametrize("embed,layers,learn_h0", [(0, 1, False), (3, 2, True), (2, 3, False)])
+@pytest.mark.parametrize(("embed", "layers", "learn_h0"),
+                         [(0, 1, False), (3, 2, True), (2, 3, False)])
 def test_the_memory_estimate_counts_the_parameters_exactly(cell, embed, layers, learn_h0):
     from bptt.charlm.memory import n_parameters
     from bptt.nn import LanguageModel, LMConfig

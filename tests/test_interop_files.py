@@ -61,7 +61,7 @@ def _torch_logits(out, ids):
         return dec(rnn(x)[0]).numpy()
 
 
-@pytest.mark.parametrize("cell,embed", [("lstm", 0), ("lstm", 4), ("rnn", 0), ("rnn", 3),
+@pytest.mark.parametrize(("cell", "embed"), [("lstm", 0), ("lstm", 4), ("rnn", 0), ("rnn", 3),
                                         ("gru", 0), ("gru", 4)])
 def test_exported_model_gives_the_same_logits_in_torch(tmp_path, cell, embed):
     run, model = _run(tmp_path, cell, embed)
@@ -75,7 +75,7 @@ def test_exported_model_gives_the_same_logits_in_torch(tmp_path, cell, embed):
     assert rel_error(ours, theirs) <= 1e-12
 
 
-@pytest.mark.parametrize("cell,embed", [("lstm", 4), ("rnn", 0), ("gru", 3)])
+@pytest.mark.parametrize(("cell", "embed"), [("lstm", 4), ("rnn", 0), ("gru", 3)])
 def test_round_trip_bptt_torch_bptt_is_exact(tmp_path, cell, embed):
     run, model = _run(tmp_path, cell, embed)
     out = tmp_path / "m.safetensors"
@@ -88,7 +88,7 @@ def test_round_trip_bptt_torch_bptt_is_exact(tmp_path, cell, embed):
 
 
 def test_cli_export_then_import_then_score(tmp_path, capsys):
-    run, model = _run(tmp_path)
+    run, _model = _run(tmp_path)
     out = tmp_path / "exp.safetensors"
     assert main(["export", str(run), "--format", "torch", str(out)]) == 0
     assert main(["import", str(out), str(tmp_path / "imported")]) == 0

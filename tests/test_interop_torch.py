@@ -64,7 +64,7 @@ def test_layer_from_torch_sums_the_two_biases_and_allows_none():
     np.testing.assert_array_equal(layer_from_torch(w_ih, w_hh, b_ih).b, b_ih)
 
 
-@pytest.mark.parametrize("cell,gates", [("rnn", 1), ("lstm", 4)])
+@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4)])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_stack_state_dict_keys_shapes_and_exact_round_trip(cell, gates, bidirectional):
     rng = np.random.default_rng(520 + gates + bidirectional)
@@ -104,7 +104,7 @@ def _lstm_sd(rng) -> dict[str, np.ndarray]:
                                      "lstm")
 
 
-@pytest.mark.parametrize("edit,match", [
+@pytest.mark.parametrize(("edit", "match"), [
     (lambda sd: sd.update(extra=np.zeros(1)), r"unknown key 'extra'"),
     (lambda sd: sd.update(weight_hr_l0=np.zeros((8, 2))), r"unknown key 'weight_hr_l0'"),
     (lambda sd: sd.update(weight_ih_l3=np.zeros((8, 2))), r"missing the key 'weight_ih_l2'"),

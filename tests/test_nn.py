@@ -18,7 +18,7 @@ def _perturbed_model(cell, embed, layers, learn_h0, seed=0, dropout=0.0):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
-@pytest.mark.parametrize("embed,layers,learn_h0,dropout",
+@pytest.mark.parametrize(("embed", "layers", "learn_h0", "dropout"),
                          [(0, 1, False, 0.0), (3, 2, True, 0.0), (3, 2, False, 0.4)])
 def test_language_model_gradients_match_numerical(cell, embed, layers, learn_h0, dropout):
     model, rng = _perturbed_model(cell, embed, layers, learn_h0, dropout=dropout)
@@ -88,7 +88,7 @@ def test_float32_model_gives_float32_grads():
     assert all(g.dtype == np.float32 for g in grads.values())
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(("kwargs", "match"), [
     (dict(cell="transformer"), "unknown cell"),
     (dict(num_layers=0), "num_layers"),
     (dict(dropout=1.0), "dropout"),

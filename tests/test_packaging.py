@@ -65,7 +65,7 @@ def dists(tmp_path_factory) -> dict[str, Path]:
             args.append("--no-isolation")          # no download: this environment can build
     except ImportError:
         pass
-    run(args + [ROOT], cwd=out)
+    run([*args, ROOT], cwd=out)
     wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, list(out.iterdir())
     return {"wheel": wheels[0], "sdist": sdists[0]}

@@ -71,7 +71,7 @@ def test_pooling_rejects_empty_row():
 def test_mse_loss_value_and_gradient():
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
-    loss, dx = F.mse_loss(x, y)
+    loss, _dx = F.mse_loss(x, y)
     assert loss == pytest.approx(np.sum((x - y) ** 2) / 6)
     res = check_loss("mse", lambda: (F.mse_loss(x, y)[0], {"x": F.mse_loss(x, y)[1]}), {"x": x})
     assert res[0].error < 1e-9

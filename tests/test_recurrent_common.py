@@ -64,7 +64,7 @@ def step_problem(cell: str, rng: np.random.Generator, N: int, D: int, H: int):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("N,D,H", [(3, 4, 5), (1, 3, 4), (2, 3, 1)])
+@pytest.mark.parametrize(("N", "D", "H"), [(3, 4, 5), (1, 3, 4), (2, 3, 1)])
 def test_step_backward_matches_numerical_gradient(cell, N, D, H):
     rng = np.random.default_rng(SEED[cell] + N + D + H)
     fwd, bwd, args, names, douts, n_out = step_problem(cell, rng, N, D, H)
@@ -87,7 +87,8 @@ def test_sequence_backward_matches_numerical_gradient_with_masks(cell, mask_kind
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("N,T,D,H", [(2, 1, 3, 4), (1, 4, 3, 2), (3, 3, 2, 1), (1, 1, 1, 1)])
+@pytest.mark.parametrize(("N", "T", "D", "H"), [(2, 1, 3, 4), (1, 4, 3, 2), (3, 3, 2, 1),
+                                                (1, 1, 1, 1)])
 def test_sequence_backward_matches_numerical_gradient_edge_shapes(cell, N, T, D, H):
     rng = np.random.default_rng(SEED[cell] + 20 + 7 * N + 5 * T + 3 * D + H)
     p = problem(rng, cell, N, T, D, H)
@@ -290,7 +291,7 @@ def test_sequence_shapes_dtypes_and_held_state(cell, N, T, D, H, dtype, masked, 
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("N,T,H", [(2, 3, 4), (1, 3, 1), (3, 1, 1)])
+@pytest.mark.parametrize(("N", "T", "H"), [(2, 3, 4), (1, 3, 1), (3, 1, 1)])
 def test_backward_unaffected_by_in_place_edits_of_outputs_and_inputs(cell, N, T, H):
     """The caller owns what forward returns and what it passed in: editing those arrays in place
     after the forward (dropout on h, reusing buffers) must not change the backward, and neither

@@ -47,7 +47,7 @@ def _ids(text, vocab):
 
 # ---------------------------------------------------------------- activation_trace
 
-@pytest.mark.parametrize("cell,embed,learn_h0", [("lstm", 0, False), ("lstm", 4, True),
+@pytest.mark.parametrize(("cell", "embed", "learn_h0"), [("lstm", 0, False), ("lstm", 4, True),
                                                  ("rnn", 0, True), ("rnn", 4, False)])
 def test_trace_has_per_layer_activations_that_match_the_sequence_forward(cell, embed, learn_h0):
     model, vocab = _model(cell, embed=embed, learn_h0=learn_h0)
@@ -98,7 +98,7 @@ def test_trace_continues_from_a_given_state():
 
 
 def test_trace_rejects_empty_ids_and_wrong_state():
-    model, vocab = _model("rnn")
+    model, _vocab = _model("rnn")
     with pytest.raises(ValueError, match="ids"):
         activation_trace(model, np.array([], dtype=int))
     with pytest.raises(ValueError, match="state has 1 layers"):
@@ -131,7 +131,7 @@ def test_gate_saturation_fractions_match_a_direct_count():
                 right = sum(1 for t in range(T) if acts[t, j] > 0.9) / T
                 assert frac["left"][j] == pytest.approx(left)
                 assert frac["right"][j] == pytest.approx(right)
-            assert ((0 <= frac["left"]) & (frac["left"] + frac["right"] <= 1)).all()
+            assert ((frac["left"] >= 0) & (frac["left"] + frac["right"] <= 1)).all()
             seen_left |= bool(frac["left"].any())
             seen_right |= bool(frac["right"].any())
     assert seen_left and seen_right                       # the test saw both kinds

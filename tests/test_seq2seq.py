@@ -190,7 +190,7 @@ def _all_outputs(model, x, mask, max_len):
     symbols = [v for v in range(c.tgt_vocab)]
     for L in range(1, max_len + 1):
         for seq in itertools.product(symbols, repeat=L):
-            if c.end in seq[:-1] or (L < max_len and seq[-1] != c.end):
+            if c.end in seq[:-1] or (max_len > L and seq[-1] != c.end):
                 continue
             s, cur, lp = state, np.array([c.start]), 0.0
             for v in seq:
@@ -248,5 +248,5 @@ def test_bad_input_is_refused():
         model.loss(x, y[:2], mask)
     with pytest.raises(ValueError, match="beam width"):
         model.beam(x, mask, beam=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every value must be in"):
         model.loss(x + 10, y, mask)                          # ids outside the vocabulary

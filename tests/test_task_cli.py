@@ -43,7 +43,7 @@ def test_task_text_output_and_T(capsys):
     assert "adding (lstm, T=20)" in out and "baseline" in out and "published" in out
 
 
-@pytest.mark.parametrize("argv,msg", [
+@pytest.mark.parametrize(("argv", "msg"), [
     (["task", "no-such-task", "--quick"], "unknown task"),
     (["task", "reber", "--T", "50", "--quick"], "has no length"),
     (["task", "copy", "--pooling", "max", "--quick"], "neither --pooling"),

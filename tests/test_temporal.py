@@ -28,7 +28,7 @@ def test_temporal_affine_forward_equals_per_step_affine():
     check("temporal affine forward", rel_error(out, ref), EXACT_TOL)
 
 
-@pytest.mark.parametrize("N,T,D,M", [(3, 4, 5, 2), (1, 1, 1, 1)])
+@pytest.mark.parametrize(("N", "T", "D", "M"), [(3, 4, 5, 2), (1, 1, 1, 1)])
 def test_temporal_affine_backward_matches_numerical_gradient(N, T, D, M):
     rng = np.random.default_rng(610 + N)
     args = {"x": randn(rng, N, T, D), "w": randn(rng, D, M), "b": randn(rng, M)}

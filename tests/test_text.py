@@ -82,7 +82,7 @@ def test_binary_file_is_an_error(tmp_path):
         prepare_corpus([path], tmp_path / "ids.npy")
 
 
-@pytest.mark.parametrize("data,offset", [
+@pytest.mark.parametrize(("data", "offset"), [
     (b"hello \xff world", 6),                      # invalid start byte
     ("caf\u00e9 ".encode("latin-1") + b"ok", 3),   # latin-1 e-acute
     ("ok ✓".encode() + b"\xe2\x9c", 6),            # truncated at the end of the file

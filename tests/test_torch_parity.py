@@ -338,7 +338,7 @@ def gru_stack(layers, x, h0, dh, dhn, mask=None) -> dict:
     return res
 
 
-@pytest.mark.parametrize("num_layers,bidirectional,packed", [
+@pytest.mark.parametrize(("num_layers", "bidirectional", "packed"), [
     (1, False, False), (2, False, False), (2, True, False), (2, False, True)])
 def test_gru_matches_torch_gru_outputs_and_every_gradient(num_layers, bidirectional, packed):
     """Random h0, every torch parameter random (bias_hh's n block is b_hn); packed and

@@ -37,7 +37,7 @@ eval-every = 3
     assert resolved["corpus"] == [str(corpus_file)]
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("hiden = 3\n", "unknown key 'hiden'"),
     ("hidden = 'big'\n", "hidden = 'big' has the wrong type"),
     ("hidden = 2.5\n", "has the wrong type; it must be an integer"),

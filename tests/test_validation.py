@@ -83,11 +83,11 @@ SEQ_CASES = [
 ]
 
 
-@pytest.mark.parametrize("fn_name,fwd,gates", [
+@pytest.mark.parametrize(("fn_name", "fwd", "gates"), [
     ("rnn_forward", rnn_forward, 1),
     ("lstm_forward", lstm_forward, 4),
 ])
-@pytest.mark.parametrize("label,name,breaker", SEQ_CASES, ids=[c[0] for c in SEQ_CASES])
+@pytest.mark.parametrize(("label", "name", "breaker"), SEQ_CASES, ids=[c[0] for c in SEQ_CASES])
 def test_sequence_forward_rejects_bad_argument(fn_name, fwd, gates, label, name, breaker):
     args = seq_args(gates)
     args[name] = breaker(args[name])
@@ -114,7 +114,7 @@ MASK_CASES = [
 ]
 
 
-@pytest.mark.parametrize("label,breaker", MASK_CASES, ids=[c[0] for c in MASK_CASES])
+@pytest.mark.parametrize(("label", "breaker"), MASK_CASES, ids=[c[0] for c in MASK_CASES])
 def test_bad_mask_is_rejected(label, breaker):
     bad = breaker(np.ones((N, T), dtype=bool))
     raises_naming("rnn_forward", "mask", lambda: rnn_forward(**seq_args(1), mask=bad))
@@ -202,7 +202,7 @@ def _temporal_caches() -> dict:
             "rnn": rnn_forward(**seq_args(1))[1]}
 
 
-@pytest.mark.parametrize("fn_name,bwd,dout_shape,wrong", [
+@pytest.mark.parametrize(("fn_name", "bwd", "dout_shape", "wrong"), [
     ("temporal_affine_backward", temporal_affine_backward, (N, T, V), "mean"),
     ("temporal_mean_backward", temporal_mean_backward, (N, D), "affine"),
     ("embedding_backward", embedding_backward, (N, T, D), "rnn"),
@@ -213,7 +213,7 @@ def test_temporal_backward_rejects_a_cache_from_another_layer(fn_name, bwd, dout
     raises_naming(fn_name, "cache", lambda: bwd(dout, cache))
 
 
-@pytest.mark.parametrize("name,breaker", [
+@pytest.mark.parametrize(("name", "breaker"), [
     ("x", lambda a: a[:, :, None]), ("x", lambda a: a.astype(np.int32)), ("x", with_nan),
     ("prev_h", lambda a: a[:1]), ("prev_h", lambda a: a.astype(np.float32)),
     ("Wx", lambda a: a[:-1]), ("Wh", lambda a: a[:, :-1]), ("b", lambda a: a[:-1]),

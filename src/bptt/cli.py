@@ -35,7 +35,7 @@ EXIT_USAGE, EXIT_INTERNAL = 2, 70
 MPI_COMMANDS = ("train", "suite", "task")
 
 # What to do about an OSError, by errno.
-OS_FIXES = {
+OS_FIXES: dict[int | None, str] = {
     errno.ENOSPC: "the disk is full; free some space and try again (files bptt had written are "
                   "intact)",
     errno.EDQUOT: "the disk quota is used up; free some space and try again",
@@ -150,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prog = f"bptt {args.command}"
     try:
-        if dist.launched():           # under mpiexec / srun: the MPI world first (see distributed)
-            size = dist.world().size
-            if size > 1 and args.command not in MPI_COMMANDS:
-                raise dist.WorldError(f"{prog} runs in one process ({size} were started); run it "
-                                      f"without mpiexec or srun")
+        _enter_world(args.command, prog)
         return int(args.func(args) or 0)
     except dist.WorldError as e:      # found alike by every process: one line, from process 0
         if dist.is_root_process():
@@ -175,11 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if debug and dist.current_size() == 1:
             raise
-        if debug:
-            import traceback
+        return _internal_error(e, prog, debug)
 
-            traceback.print_exc()
-        msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-        return dist.fail(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
-                         f"--debug (or BPTT_DEBUG=1) for the traceback and report it",
-                         EXIT_INTERNAL)
+
+def _enter_world(command: str, prog: str) -> None:
+    """Under mpiexec / srun: the MPI world first (see bptt.distributed); commands that are not
+    made for several processes refuse."""
+    from bptt import distributed as dist
+
+    if dist.launched():
+        size = dist.world().size
+        if size > 1 and command not in MPI_COMMANDS:
+            raise dist.WorldError(f"{prog} runs in one process ({size} were started); run it "
+                                  f"without mpiexec or srun")
+
+
+def _internal_error(e: Exception, prog: str, debug: bool) -> int:
+    """An unexpected exception: one line that says it is a bug and how to see the traceback
+    (printed here too with --debug in a multi-process job)."""
+    from bptt import distributed as dist
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(e)
+    msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+    return dist.fail(f"{prog}: internal error ({msg}); this is a bug in bptt: rerun with "
+                     f"--debug (or BPTT_DEBUG=1) for the traceback and report it", EXIT_INTERNAL)

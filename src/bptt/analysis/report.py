@@ -178,7 +178,7 @@ def _heatmap_section(trace: dict, text: str, units: list[dict] | None) -> tuple[
         "is coloured by the chosen hidden unit's activation h<sub>t</sub> right after the model "
         "has read it. Hover a character to read its value.</p>"
         '<div class="controls"><label>unit <select id="unit">' + "".join(opts) +
-        '</select></label><span class="legend">−1 <span class="bar"></span> +1</span>'
+        '</select></label><span class="legend">&minus;1 <span class="bar"></span> +1</span>'
         '<span id="readout"></span></div>'
         '<div class="heatmap"><pre id="passage"></pre><div><p class="muted" style="margin:0">'
         "Units most correlated (Pearson r) with each feature; click one to show it.</p>"
@@ -228,7 +228,7 @@ def write_report(path, *, metrics: list[dict], samples: list[dict], title: str,
     sections = [_training_section(list(metrics)), _samples_section(list(samples))]
     nav = [("training", "Training"), ("samples", "Samples")]
     data_script = ""
-    if trace is not None:
+    if trace is not None and text is not None:                  # both or neither (above)
         section, data_script = _heatmap_section(trace, text, units)
         sections.append(section)
         nav.append(("heatmap", "Activation heatmap"))

@@ -69,8 +69,10 @@ def make_data(cell: str, dtype: str, T: int, N: int, D: int, H: int, seed: int =
 
 def bptt_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
     """One training step or inference pass of bptt's engine on the data ``d``."""
-    fwd, bwd = {"rnn": (F.rnn_forward, F.rnn_backward), "lstm": (F.lstm_forward, F.lstm_backward),
-                "gru": (F.gru_forward, F.gru_backward)}[cell]
+    steps: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+        "rnn": (F.rnn_forward, F.rnn_backward), "lstm": (F.lstm_forward, F.lstm_backward),
+        "gru": (F.gru_forward, F.gru_backward)}
+    fwd, bwd = steps[cell]
     x, h0, Wx, Wh, b, dh = d["x"], d["h0"], d["Wx"], d["Wh"], d["b"], d["dh"]
     extra = (d["bh"],) if cell == "gru" else ()
     if mode == "train":
@@ -92,7 +94,7 @@ def gemm_only_callable(cell: str, mode: str, d: dict) -> Callable[[], Any]:
 
 def torch_callable(torch, cell: str, mode: str, d: dict) -> Callable[[], Any]:
     """The same step in torch.nn.RNN / torch.nn.LSTM, weights copied from ``d``."""
-    N, T, D = d["x"].shape
+    _N, _T, D = d["x"].shape
     H = d["h0"].shape[1]
     dt = torch.float32 if d["x"].dtype == np.float32 else torch.float64
     Layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]

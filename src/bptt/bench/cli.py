@@ -159,13 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
-    sdocs = []
-    for s in settings:
-        w = workers[s.name]
-        peak = {dt: w["bptt"].ask({"op": "peak", "dtype": dt})["gflops"] for dt in args.dtypes}
-        sdocs.append({"name": s.name, "set": s.set_vars, "unset": list(s.unset_vars),
-                      "workers": {k: x.info for k, x in w.items()}, "peak_gflops": peak})
-        print(tables.setting_line(sdocs[-1]).replace("**", ""))
+    sdocs = _setting_docs(args, settings, workers)
     torch_v = next((x.info.get("torch") for w in workers.values() for x in w.values()
                     if x.info.get("torch")), None)
     print(f"{cpu}, {os.cpu_count()} CPUs, AVX-512: {avx512}  |  {args.threads} threads per "
@@ -180,45 +174,15 @@ def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
                 for mode in args.modes:
                     spec = {"cell": cell, "dtype": dtype, "mode": mode, "shape": [T, N, D, H]}
                     load = _load()
-                    sides = []
-                    for s in settings:
-                        w = workers[s.name]
-                        sides.append(Side(f"{s.name}/bptt", w["bptt"], {**spec, "what": "bptt"},
-                                          args.min_round))
-                        if "bptt-nofast" in w:
-                            sides.append(Side(f"{s.name}/nofast", w["bptt-nofast"],
-                                              {**spec, "what": "bptt"}, args.min_round))
-                        if "torch" in w:
-                            sides.append(Side(f"{s.name}/torch", w["torch"],
-                                              {**spec, "what": "torch"}, args.min_round))
-                        if not args.no_floor:
-                            sides.append(Side(f"{s.name}/gemm", w["bptt"],
-                                              {**spec, "what": "gemm"}, args.min_round))
+                    sides = [side for s in settings
+                             for side in _sides(args, s.name, workers[s.name], spec)]
                     tm = alternate(sides, repeats, args.pause)
-                    fl = cases.gemm_flops(cell, T, N, D, H, mode)
                     for s in settings:
-                        b, t = tm[f"{s.name}/bptt"], tm.get(f"{s.name}/torch")
-                        g, nf = tm.get(f"{s.name}/gemm"), tm.get(f"{s.name}/nofast")
-                        pk = peaks[s.name][dtype]
-                        rec = tables.Record(
-                            s.name, cell, dtype, mode, T, N, D, H,
-                            bptt_s=b.median, bptt_min_s=b.min, bptt_max_s=b.max,
-                            torch_s=t.median if t else None, torch_min_s=t.min if t else None,
-                            torch_max_s=t.max if t else None,
-                            ratio=t.median / b.median if t else None,
-                            ratio_min=t.min / b.min if t else None, gflop=fl / 1e9,
-                            bptt_gflops=fl / b.median / 1e9,
-                            torch_gflops=fl / t.median / 1e9 if t else None, peak_gflops=pk,
-                            bptt_pct_peak=100 * fl / b.median / 1e9 / pk,
-                            torch_pct_peak=100 * fl / t.median / 1e9 / pk if t else None,
-                            gemm_s=g.median if g else None, load=load, threads=args.threads)
-                        if nf:
-                            rec.extra["nofast_s"] = nf.median
-                            rec.extra["fast_speedup"] = nf.median / b.median
+                        rec = _record(args, s.name, spec, tm, peaks[s.name][dtype], load)
                         records.append(rec)
+                        fast = rec.extra.get("fast_speedup")
                         print(tables.console_line(rec)
-                              + (f" | fast {nf.median / b.median:.2f}x" if nf else ""),
-                              flush=True)
+                              + (f" | fast {fast:.2f}x" if fast is not None else ""), flush=True)
 
     if not args.no_memory and "train" in args.modes:
         _memory(args, records, settings[0], workers[settings[0].name])
@@ -238,6 +202,62 @@ def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
                        "load_start": load0, "load_end": load1},
            "settings": sdocs, "records": out, "charlm": charlm}
     print(f"\nload average at the end: {load1}")
+    _write(args, doc)
+    return 0
+
+
+def _setting_docs(args, settings, workers) -> list[dict]:
+    """One document per setting: its variables, its workers' info and its GEMM peaks."""
+    sdocs = []
+    for s in settings:
+        w = workers[s.name]
+        peak = {dt: w["bptt"].ask({"op": "peak", "dtype": dt})["gflops"] for dt in args.dtypes}
+        sdocs.append({"name": s.name, "set": s.set_vars, "unset": list(s.unset_vars),
+                      "workers": {k: x.info for k, x in w.items()}, "peak_gflops": peak})
+        print(tables.setting_line(sdocs[-1]).replace("**", ""))
+    return sdocs
+
+
+def _sides(args, name: str, w: dict[str, Worker], spec: dict) -> list[Side]:
+    """The timed sides of one setting ``name`` for one case: bptt, and those asked for."""
+    sides = [Side(f"{name}/bptt", w["bptt"], {**spec, "what": "bptt"}, args.min_round)]
+    if "bptt-nofast" in w:
+        sides.append(Side(f"{name}/nofast", w["bptt-nofast"], {**spec, "what": "bptt"},
+                          args.min_round))
+    if "torch" in w:
+        sides.append(Side(f"{name}/torch", w["torch"], {**spec, "what": "torch"},
+                          args.min_round))
+    if not args.no_floor:
+        sides.append(Side(f"{name}/gemm", w["bptt"], {**spec, "what": "gemm"}, args.min_round))
+    return sides
+
+
+def _record(args, name: str, spec: dict, tm: dict, pk: float, load) -> tables.Record:
+    """The record of setting ``name`` for one case from its sides' timings ``tm``."""
+    cell, dtype, mode, (T, N, D, H) = spec["cell"], spec["dtype"], spec["mode"], spec["shape"]
+    fl = cases.gemm_flops(cell, T, N, D, H, mode)
+    b, t = tm[f"{name}/bptt"], tm.get(f"{name}/torch")
+    g, nf = tm.get(f"{name}/gemm"), tm.get(f"{name}/nofast")
+    rec = tables.Record(
+        name, cell, dtype, mode, T, N, D, H,
+        bptt_s=b.median, bptt_min_s=b.min, bptt_max_s=b.max,
+        torch_s=t.median if t else None, torch_min_s=t.min if t else None,
+        torch_max_s=t.max if t else None,
+        ratio=t.median / b.median if t else None,
+        ratio_min=t.min / b.min if t else None, gflop=fl / 1e9,
+        bptt_gflops=fl / b.median / 1e9,
+        torch_gflops=fl / t.median / 1e9 if t else None, peak_gflops=pk,
+        bptt_pct_peak=100 * fl / b.median / 1e9 / pk,
+        torch_pct_peak=100 * fl / t.median / 1e9 / pk if t else None,
+        gemm_s=g.median if g else None, load=load, threads=args.threads)
+    if nf:
+        rec.extra["nofast_s"] = nf.median
+        rec.extra["fast_speedup"] = nf.median / b.median
+    return rec
+
+
+def _write(args, doc: dict) -> None:
+    """The JSON and Markdown files asked for (--json, --markdown)."""
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
@@ -246,7 +266,6 @@ def _run(args, repeats, shapes, settings, workers, cpu, avx512, load0) -> int:
         with open(args.markdown, "w") as f:
             f.write(tables.markdown(doc))
         print(f"wrote {args.markdown}")
-    return 0
 
 
 def _repeak(args, settings, workers, sdocs, records) -> None:

@@ -121,7 +121,7 @@ def markdown(doc: dict) -> str:
         lines += ["torch / bptt by setting: ratio of medians (ratio of minima)", "",
                   "| cell | dtype | mode | T, N, D, H | " + " | ".join(names) + " |",
                   "|" + "---|" * (4 + len(names))]
-        by: dict = {}
+        by: dict[tuple, dict[str, dict]] = {}
         for r in doc["records"]:
             by.setdefault((r["cell"], r["dtype"], r["mode"], r["T"], r["N"], r["D"], r["H"]),
                           {})[r["setting"]] = r

@@ -97,8 +97,10 @@ def peak_memory(build: Callable[[tuple[int, int, int, int]], Callable[[], Any]],
     rss0 = _proc_kb("VmRSS") if method == "VmHWM" else None
     max0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = step()                                 # noqa: F841  (kept alive until measured)
-    if method == "VmHWM":
-        kb = _proc_kb("VmHWM") - rss0
-    else:
+    hwm = _proc_kb("VmHWM") if method == "VmHWM" else None
+    if hwm is not None and rss0 is not None:
+        kb = hwm - rss0
+    else:                                           # no /proc/self/status to read
+        method = "ru_maxrss"
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - max0
     return {"bytes": kb * 1024, "method": method}

@@ -21,6 +21,7 @@ A ``Setting`` is the environment the workers start with: the BLAS variables as s
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -72,7 +73,8 @@ class Worker:
 
     def __init__(self, role: str, setting: Setting, threads: int, timeout: float = 900.0):
         self.role, self.setting, self.timeout = role, setting, timeout
-        self._err = tempfile.TemporaryFile(mode="w+")
+        # Open for the worker's lifetime (its stderr); close() closes it.
+        self._err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bptt.bench.workers", role, str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
@@ -80,13 +82,15 @@ class Worker:
         self.info = self.ask({"op": "info"})
 
     def ask(self, req: dict) -> dict:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None         # Popen(stdin=PIPE, stdout=PIPE)
         try:
-            self.proc.stdin.write(json.dumps(req) + "\n")
-            self.proc.stdin.flush()
+            stdin.write(json.dumps(req) + "\n")
+            stdin.flush()
         except BrokenPipeError:
             raise RuntimeError(self._failure(req)) from None
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-        line = self.proc.stdout.readline() if ready else ""
+        ready, _, _ = select.select([stdout], [], [], self.timeout)
+        line = stdout.readline() if ready else ""
         if not line:
             self.proc.kill()
             raise RuntimeError(self._failure(req))
@@ -103,10 +107,8 @@ class Worker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.ask({"op": "quit"})
-            except RuntimeError:
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -154,10 +156,11 @@ def _limit_blas(threads: int) -> None:
 
 
 def _setup(role: str, threads: int):
-    torch = None
     if role == "torch":
         import torch
         torch.set_num_threads(threads)
+    else:
+        torch = None
     import numpy  # noqa: F401  (loads NumPy's BLAS, to be limited below)
     _limit_blas(threads)
     return torch

@@ -24,10 +24,11 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bptt.charlm.rundir import (  # noqa: F401  (atomic writes live with the run directory)
+from bptt.charlm.rundir import (
     ARRAYS_DIR,
     RunDirError,
     atomic_write_bytes,
@@ -117,10 +118,8 @@ def collect_garbage(run_dir: str | os.PathLike) -> None:
     clean_temporaries(adir)
     for f in adir.iterdir():
         if f.suffix == ".safetensors" and f.name not in keep:
-            try:
+            with contextlib.suppress(OSError):
                 f.unlink()
-            except OSError:
-                pass
 
 
 def resolve(path: str | os.PathLike, which: str = "auto") -> Path:
@@ -185,7 +184,7 @@ def check_meta(meta, jpath: Path, for_resume: bool = False) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{jpath} is not a bptt checkpoint; give a run directory made by "
                               f"bptt train (or its last.json / best.json)")
-    version = meta.get("version")
+    version: Any = meta.get("version")          # a JSON value: checked next
     if not has_type(version, int) or version < 1:
         raise CheckpointError(f"{jpath} has no valid checkpoint version; {damaged}")
     if version > VERSION:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bptt.charlm.text import ENCODINGS
 from bptt.nn import LMConfig
@@ -86,62 +88,26 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every option's type and range (one-line ValueError naming the option and the
-        rule); the CLI calls this before it touches any file."""
+        rule); the CLI calls this before it touches any file. The rules are the tables below
+        the class: _CHOICES, _RANGE_RULES, _CROSS_RULES."""
         def bad(name, rule):
             value = getattr(self, name)
             raise ValueError(f"--{name.replace('_', '-')} is {value!r}; {rule}")
 
         for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
-            ok = {"int": _is_int(value), "float": _is_number(value),
-                  "float | None": value is None or _is_number(value),
-                  "str": isinstance(value, str), "bool": isinstance(value, bool),
-                  "list[str]": isinstance(value, list)}.get(kind, True)
-            if not ok:
-                bad(f.name, f"it must be {'an integer' if kind == 'int' else 'a ' + kind}")
-            if kind.startswith("float") and value is not None and not math.isfinite(value):
-                bad(f.name, "it must be a finite number")
-        choices = {"cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS),
-                   "schedule": list(SCHEDULES), "encoding": list(ENCODINGS),
-                   "dtype": ["float32", "float64"], "reduction": ["mean", "sum"]}
-        for name, allowed in choices.items():
+            rule = _type_error(getattr(self, f.name), str(f.type))
+            if rule:
+                bad(f.name, rule)
+        for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"use one of {allowed}")
-        for name in ("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every",
-                     "decay_every"):
-            if getattr(self, name) < 1:
-                bad(name, "it must be at least 1")
-        for name in ("embed", "warmup", "max_steps", "eval_chars", "sample_chars",
-                     "max_rollbacks", "seed"):
-            if getattr(self, name) < 0:
-                bad(name, "it must be 0 or more")
-        if self.sample_chars > 100_000:
-            bad("sample_chars", "it must be at most 100,000 (sampled at every evaluation)")
-        if self.eval_chars == 1:
-            bad("eval_chars", "one character leaves nothing to predict: use 2 or more (0 = all)")
-        for name in ("clip_norm", "clip_value", "max_minutes", "eval_minutes", "init_std"):
-            if not getattr(self, name) >= 0:
-                bad(name, "it must be 0 (off) or positive")
-        for name in ("lr", "eps", "sample_temperature"):
-            if not getattr(self, name) > 0:
-                bad(name, "it must be positive")
-        if not 0 <= self.dropout < 1:
-            bad("dropout", "it must be in [0, 1)")
-        if self.dropout > 0 and self.layers < 2:
-            bad("dropout", "dropout acts between layers; use --layers 2 or more")
-        if not 0 < self.val_fraction < 1:
-            bad("val_fraction", "it must be in (0, 1)")
-        for name in ("beta1", "beta2", "momentum", "rho"):
-            if not 0 <= getattr(self, name) < 1:
-                bad(name, "it must be in [0, 1) (at 1 the average never moves)")
-        if not 0 <= self.min_lr_ratio <= 1:
-            bad("min_lr_ratio", "it must be in [0, 1]")
-        if not 0 < self.rollback_lr_factor < 1:
-            bad("rollback_lr_factor", "it must be in (0, 1)")
-        if not 0 < self.decay_gamma <= 1:
-            bad("decay_gamma", "it must be in (0, 1]")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            bad("weight_decay", "it must be 0 or more")
+        for names, ok, rule in _RANGE_RULES:
+            for name in names:
+                if not ok(getattr(self, name)):
+                    bad(name, rule)
+        for name, ok, rule in _CROSS_RULES:
+            if not ok(self):
+                bad(name, rule)
         if self.schedule == "cosine" and self.max_steps == 0 and self.max_minutes == 0:
             raise ValueError("the cosine schedule needs an end: give --max-steps or --max-minutes "
                              "(or --schedule constant to train until interrupted)")
@@ -218,6 +184,54 @@ def learning_rate(cfg: TrainConfig, step: int, time_frac: float) -> float:
     return lr_at(cfg.schedule, cfg.lr, step, total=cfg.max_steps, warmup=cfg.warmup,
                  every=cfg.decay_every, gamma=cfg.decay_gamma, min_lr=cfg.lr * cfg.min_lr_ratio,
                  progress=time_frac if cfg.time_budgeted else None)
+
+
+# The options with a fixed set of values, and the values (TrainConfig.validate).
+_CHOICES: dict[str, list[str]] = {
+    "cell": sorted(CELLS), "optimizer": sorted(OPTIMIZERS), "schedule": list(SCHEDULES),
+    "encoding": list(ENCODINGS), "dtype": ["float32", "float64"], "reduction": ["mean", "sum"]}
+# (options, the test each one's value must pass, the rule it breaks), checked in this order
+# after the types (so every value here is a finite number of the right type, or None).
+_RANGE_RULES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (("layers", "hidden", "batch", "seq_len", "eval_every", "snapshot_every", "decay_every"),
+     lambda v: v >= 1, "it must be at least 1"),
+    (("embed", "warmup", "max_steps", "eval_chars", "sample_chars", "max_rollbacks", "seed"),
+     lambda v: v >= 0, "it must be 0 or more"),
+    (("sample_chars",), lambda v: v <= 100_000,
+     "it must be at most 100,000 (sampled at every evaluation)"),
+    (("eval_chars",), lambda v: v != 1,
+     "one character leaves nothing to predict: use 2 or more (0 = all)"),
+    (("clip_norm", "clip_value", "max_minutes", "eval_minutes", "init_std"),
+     lambda v: v >= 0, "it must be 0 (off) or positive"),
+    (("lr", "eps", "sample_temperature"), lambda v: v > 0, "it must be positive"),
+    (("dropout",), lambda v: 0 <= v < 1, "it must be in [0, 1)"),
+    (("val_fraction",), lambda v: 0 < v < 1, "it must be in (0, 1)"),
+    (("beta1", "beta2", "momentum", "rho"), lambda v: 0 <= v < 1,
+     "it must be in [0, 1) (at 1 the average never moves)"),
+    (("min_lr_ratio",), lambda v: 0 <= v <= 1, "it must be in [0, 1]"),
+    (("rollback_lr_factor",), lambda v: 0 < v < 1, "it must be in (0, 1)"),
+    (("decay_gamma",), lambda v: 0 < v <= 1, "it must be in (0, 1]"),
+    (("weight_decay",), lambda v: v is None or v >= 0, "it must be 0 or more"),
+)
+# (option named in the message, the test the whole config must pass, the rule it breaks).
+_CROSS_RULES: tuple[tuple[str, Callable[[TrainConfig], bool], str], ...] = (
+    ("dropout", lambda c: c.dropout == 0 or c.layers >= 2,
+     "dropout acts between layers; use --layers 2 or more"),
+)
+
+
+def _type_error(value, kind: str) -> str | None:
+    """The rule ``value`` breaks for a field annotated ``kind``, or None when it has the type
+    (a float field must also be finite)."""
+    ok = {"int": _is_int(value), "float": _is_number(value),
+          "float | None": value is None or _is_number(value),
+          "str": isinstance(value, str), "bool": isinstance(value, bool),
+          "list[str]": isinstance(value, list)}.get(kind, True)
+    if not ok:
+        return f"it must be {'an integer' if kind == 'int' else 'a ' + kind}"
+    if kind.startswith("float") and value is not None and not math.isfinite(value):
+        return "it must be a finite number"
+    return None
 
 
 def _is_int(v) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 
 class Console:
@@ -70,7 +71,8 @@ class GracefulInterrupt:
     KeyboardInterrupt as usual. Does nothing outside the main thread."""
 
     def __init__(self, console: Console):
-        self.console, self.requested, self._old = console, False, None
+        self.console, self.requested = console, False
+        self._old: Any = None                 # the SIGINT handler to restore (signal.signal's)
 
     def _handler(self, signum, frame):
         if self.requested:

@@ -120,7 +120,7 @@ def _state_from(meta: dict, arrays: dict, model: LanguageModel, cfg: TrainConfig
     checked); its params are copies unless ``prefix`` is empty (then the model's own)."""
     if not isinstance(counters_doc, dict):
         raise CheckpointError(f"{where}: counters is not an object; the checkpoint is damaged")
-    counters, unknown = dataclass_from_json(Counters, counters_doc, f"{where}: counters")
+    counters, _unknown = dataclass_from_json(Counters, counters_doc, f"{where}: counters")
     if counters.step < 0 or counters.epoch < 0 or not 0 <= counters.cursor < steps_per_epoch:
         raise CheckpointError(f"{where}: counters out of range (step {counters.step}, epoch "
                               f"{counters.epoch}, cursor {counters.cursor} of "

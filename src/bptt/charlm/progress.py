@@ -12,7 +12,7 @@ LN2 = math.log(2)
 
 
 def fmt_duration(s: float) -> str:
-    s = int(round(s))
+    s = round(float(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 

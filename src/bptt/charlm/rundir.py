@@ -390,7 +390,7 @@ def _own_leftover(name: str) -> bool:
     if name == LOCK:
         return True
     m = _TMP.match(name)
-    return bool(m) and name[1:name.rindex(".tmp-")] in (*RUN_FILES, MARKER) and \
+    return m is not None and name[1:name.rindex(".tmp-")] in (*RUN_FILES, MARKER) and \
         not _alive(int(m.group(1)))
 
 

@@ -49,9 +49,9 @@ def _scalars(rec: dict, prefix: str = "metrics"):
             continue
         if isinstance(value, dict):
             yield from _scalars(value, f"{prefix}/{key}")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                yield f"{prefix}/{key}", float(value)
+        elif (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value)):
+            yield f"{prefix}/{key}", float(value)
 
 
 class _Tail:

@@ -172,16 +172,9 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
             eof = not block
             if hasher is not None:
                 hasher.update(block)
-            if first and encoding == "utf-8":
-                nul = block.find(b"\0", 0, BINARY_SNIFF)
-                if nul >= 0:
-                    raise CorpusError(f"{path} looks like a binary file (NUL byte at offset "
-                                      f"{nul}); give a text file, or --encoding bytes to model "
-                                      f"its raw bytes")
-            if first and encoding == "utf-8" and block.startswith(UTF8_BOM):
-                block = block[len(UTF8_BOM):]           # a byte-order mark is not text
-                offset = len(UTF8_BOM)
-            first = False
+            if first:
+                block, offset = _first_block(path, block, encoding)
+                first = False
             data = carry + block
             if not data:
                 if eof:
@@ -194,24 +187,43 @@ def iter_symbols(path: str | os.PathLike, encoding: str = "utf-8",
                 continue
             cut = _utf8_cut(data) if not eof else len(data)
             part = data[:cut]
-            try:
-                text = part.decode("utf-8")
-            except UnicodeDecodeError as e:
-                pos = offset + e.start
-                bad = part[e.start]
-                raise CorpusError(
-                    f"{path} is not valid UTF-8: byte 0x{bad:02x} at byte offset {pos} "
-                    f"({e.reason}); convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or "
-                    f"pass --encoding bytes to model its raw bytes") from None
             if part:
-                if text.isascii():
-                    yield np.frombuffer(part, dtype=np.uint8)
-                else:
-                    yield np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+                yield _decode_utf8(path, part, offset)
             carry = data[cut:]
             offset += cut
             if eof:
                 return
+
+
+def _first_block(path: Path, block: bytes, encoding: str) -> tuple[bytes, int]:
+    """The file's first block without its byte-order mark, and the mark's length in bytes (the
+    file offset of the block's first byte). Refuses a binary file (a NUL byte) in utf-8 mode."""
+    if encoding != "utf-8":
+        return block, 0
+    nul = block.find(b"\0", 0, BINARY_SNIFF)
+    if nul >= 0:
+        raise CorpusError(f"{path} looks like a binary file (NUL byte at offset {nul}); give a "
+                          f"text file, or --encoding bytes to model its raw bytes")
+    if block.startswith(UTF8_BOM):
+        return block[len(UTF8_BOM):], len(UTF8_BOM)     # a byte-order mark is not text
+    return block, 0
+
+
+def _decode_utf8(path: Path, part: bytes, offset: int) -> np.ndarray:
+    """The symbols of ``part`` (whole characters; ``offset`` is the file position of part[0]):
+    uint8 when it is ASCII, else uint32 code points. Invalid UTF-8 raises ``CorpusError``."""
+    try:
+        text = part.decode("utf-8")
+    except UnicodeDecodeError as e:
+        pos = offset + e.start
+        bad = part[e.start]
+        raise CorpusError(
+            f"{path} is not valid UTF-8: byte 0x{bad:02x} at byte offset {pos} "
+            f"({e.reason}); convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or "
+            f"pass --encoding bytes to model its raw bytes") from None
+    if text.isascii():
+        return np.frombuffer(part, dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 @dataclass
@@ -311,7 +323,8 @@ def read_ids(path: str | os.PathLike, vocab: Vocab,
     Returns (ids, unknown symbols skipped). Unknown symbols raise ``CorpusError`` listing them
     unless ``skip_unknown``.
     """
-    parts, missing = [], set()
+    parts: list[np.ndarray] = []
+    missing: set[int] = set()
     lut = _byte_lut(vocab)
     for cps in iter_symbols(path, vocab.encoding):
         if cps.dtype == np.uint8:
@@ -342,11 +355,11 @@ class EncodedCorpus:
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) by position: the last ``val_fraction`` of the symbols is validation."""
         n = len(self.ids)
-        n_val = int(round(n * val_fraction))
+        n_val = round(float(n * val_fraction))
         return self.ids[:n - n_val], self.ids[n - n_val:]
 
     def meta(self) -> dict:
-        return {"symbols": int(len(self.ids)), "id_dtype": str(self.ids.dtype),
+        return {"symbols": len(self.ids), "id_dtype": str(self.ids.dtype),
                 "vocab": self.vocab.to_json(),
                 "sources": [vars(s) for s in self.sources]}
 

@@ -93,7 +93,7 @@ def merge_config_file(args, fields: list[str], given: dict[str, object]) -> dict
     corpus = options.pop("corpus", None)
     extra = {key: options.pop(key, None) for key in EXTRA_KEYS}
     if not getattr(args, "resume", None):
-        if corpus and not args.paths:
+        if isinstance(corpus, list) and corpus and not args.paths:
             args.paths = list(corpus)
         for key, value in extra.items():
             if value is not None and getattr(args, key, None) is None:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not an empty directory; choose a new run "
                         f"directory")
-    model, vocab, meta = import_torch_lm(args.file)
+    model, vocab, _meta = import_torch_lm(args.file)
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     run = RunDir.create(out)
     try:

@@ -31,7 +31,9 @@ def _default(name: str):
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(name)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+# One add_argument statement per option of `bptt train`, in --help order: splitting the list
+# would only scatter it.
+def register(sub: argparse._SubParsersAction) -> None:  # noqa: PLR0915
     p = sub.add_parser(
         "train", help="train a character language model (the main job)",
         description="Train a character-level RNN/LSTM language model with truncated BPTT and "

@@ -170,13 +170,14 @@ class World:
         dtypes, shapes) and one Bcast per array; other processes pass None."""
         if self.comm is None or self.size == 1:
             return dict(arrays or {})
+        mine: Mapping[str, np.ndarray] = {} if arrays is None else arrays   # read on root only
         spec = None
         if self.rank == root:
-            spec = [[k, np.asarray(v).dtype.str, list(np.shape(v))] for k, v in arrays.items()]
+            spec = [[k, np.asarray(v).dtype.str, list(np.shape(v))] for k, v in mine.items()]
         spec = self.bcast_json(spec, root)
         out = {}
         for k, dt, shape in spec:
-            a = np.ascontiguousarray(arrays[k]) if self.rank == root else \
+            a = np.ascontiguousarray(mine[k]) if self.rank == root else \
                 np.empty(shape, dtype=np.dtype(dt))
             self.comm.Bcast(a, root=root)
             out[k] = a

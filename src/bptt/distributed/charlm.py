@@ -91,6 +91,7 @@ class StepAllreduce:
         if failed:
             buf[:n] = 0.0
         else:
+            assert grads is not None                 # not failed
             flat.pack(grads)
             if chars != 1:
                 buf[:n] *= chars
@@ -160,9 +161,10 @@ def gather_carried(carried: Carried, w: World) -> Carried:
         return None
     if not all(have):
         raise WorldError("the processes disagree on whether a hidden state is carried")
+    assert carried is not None                       # every process carries one (have)
     out = []
     for h, c in carried:
-        parts = []
+        parts: list[np.ndarray | None] = []
         for a in (h, c):
             if a is None:
                 parts.append(None)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -328,6 +329,7 @@ def start_together(w: World, build: Callable, follower: Callable):
     arrays = w.broadcast_arrays(share_arrays(trainer) if w.is_root else None)
     if not w.is_root:
         trainer = follower(meta, arrays, NullConsole(quiet=True))
+    assert trainer is not None                   # built on the root (or err was raised)
     trainer.dp = DataParallel(w, trainer)
     trainer.clock = trainer.dp.clock
     return trainer
@@ -355,6 +357,7 @@ def _rng(state: dict) -> np.random.Generator:
 def follower(meta: dict, arrays: dict[str, np.ndarray], console: Console):
     """The Trainer of a process other than 0, from what process 0 shared (no run directory)."""
     from bptt.charlm.config import TrainConfig
+    from bptt.charlm.rundir import RunDir
     from bptt.charlm.state import Counters, TrainState
     from bptt.charlm.text import EncodedCorpus, Vocab
     from bptt.charlm.trainer import Trainer
@@ -375,5 +378,6 @@ def follower(meta: dict, arrays: dict[str, np.ndarray], console: Console):
     state = state_of(meta["state"], model.params, "")
     snapshot = state_of(meta["snapshot"], {k: v.copy() for k, v in model.params.items()}, SNAP)
     corpus = EncodedCorpus(arrays["corpus"], Vocab.from_json(meta["vocab"]), [])
-    return Trainer(cfg, ElsewhereRunDir(meta["path"]), console, corpus, model, opt, state,
-                   snapshot, [])
+    # A stand-in with the RunDir methods a follower's Trainer calls (it writes no file).
+    run = cast(RunDir, ElsewhereRunDir(meta["path"]))
+    return Trainer(cfg, run, console, corpus, model, opt, state, snapshot, [])

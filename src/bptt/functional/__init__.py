@@ -67,10 +67,10 @@ from bptt.functional.temporal import (
 )
 
 __all__ = [
+    "STEP_CELLS",
     "RecurrenceCache",
     "ReferenceCache",
     "ReferenceGrads",
-    "STEP_CELLS",
     "StepCell",
     "dsigmoid_from_output",
     "dtanh_from_output",

@@ -6,6 +6,8 @@ got and what it needs, so a caller sees the problem without reading a traceback.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -15,7 +17,7 @@ class NonFiniteError(ValueError):
     """An input holds NaN or inf (a ValueError, so callers that catch those still do)."""
 
 
-def _fail(fn: str, name: str, got: str, need: str, error: type = ValueError) -> None:
+def _fail(fn: str, name: str, got: str, need: str, error: type = ValueError) -> NoReturn:
     raise error(f"{fn}: {name} {got}; {need}")
 
 

@@ -61,7 +61,7 @@ def gemm_floor(cell: str, mode: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarr
     c = _cell("gemm_floor", cell)
     if mode not in ("train", "infer"):
         raise ValueError(f"gemm_floor: mode {mode!r}; use 'train' or 'infer'")
-    N, T, D = x.shape
+    N, T, _D = x.shape
     H = h0.shape[1]
     G, dt = c.gates * H, x.dtype
     rng = np.random.default_rng(seed)

@@ -113,9 +113,11 @@ def lstm_backward(dh: np.ndarray, cache: RecurrenceCache):
     return dx, dh0, dWx, dWh, db
 
 
-def lstm_forward_with_state(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, Wx: np.ndarray,
-                            Wh: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None):
+def lstm_forward_with_state(x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
+                            Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray,
+                            mask: np.ndarray | None = None):
     """LSTM over a sequence from a given (h0, c0) -> (h (N, T, H), c_last (N, H), cache).
+    c0 None starts from a zero cell state.
 
     ``c_last`` is the final cell state (each row's last valid one under a mask), to carry into
     the next chunk together with h[:, -1] (truncated BPTT). The cache also works with

@@ -107,7 +107,7 @@ def temporal_max_forward(x: np.ndarray, mask: np.ndarray | None = None):
     (they are treated as -inf).
     """
     mask = _check("temporal_max_forward", x, mask)
-    N, T, D = x.shape
+    _N, _T, _D = x.shape
     xm = np.where(mask[:, :, None], x, -np.inf)                       # (N, T, D)
     arg = np.argmax(xm, axis=1)                                        # (N, D)
     out = np.take_along_axis(x, arg[:, None, :], axis=1)[:, 0]         # (N, D)

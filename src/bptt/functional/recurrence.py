@@ -260,7 +260,7 @@ def recurrence_forward(cell: AnyCell, x: np.ndarray, h0: np.ndarray, Wx: np.ndar
     """
     if fastpath.handles(cell, x):                                      # compiled (bptt[fast])
         return fastpath.forward(cell, x, h0, Wx, Wh, b, mask, c0, bh, store)
-    N, T, D = x.shape
+    N, T, _D = x.shape
     H = h0.shape[1]
     G = cell.gates * H
     dt = x.dtype
@@ -322,7 +322,7 @@ def recurrence_backward(dh: np.ndarray, cache: RecurrenceCache,
     if fastpath.owns(cache):                                           # a compiled forward's
         return fastpath.backward(dh, cache, dlast_extra)
     cell, Hs, x = cache.cell, cache.Hs, cache.x
-    N, T, D = x.shape
+    N, T, _D = x.shape
     H = Hs.shape[0]
     G = cell.gates * H
     dt = Hs.dtype

@@ -170,9 +170,10 @@ def _check_args(fn, sc, x, h0, Wx, Wh, b, mask, c0, probe) -> tuple[int, int, in
     G = sc.gates * H
     for name, a, shape in (("Wx", Wx, (D, G)), ("Wh", Wh, (H, G)), ("b", b, (G,))):
         v.float_array(fn, name, a, shape, x.dtype)
-    for name, a, shape in (("c0", c0, (N, H)), ("probe", probe, (N, T, H))):
-        if a is not None:
-            v.float_array(fn, name, a, shape, x.dtype)
+    if c0 is not None:
+        v.float_array(fn, "c0", c0, (N, H), x.dtype)
+    if probe is not None:
+        v.float_array(fn, "probe", probe, (N, T, H), x.dtype)
     if mask is not None:
         v.bool_mask(fn, "mask", mask, (N, T))
     return N, T, D, H
@@ -216,7 +217,7 @@ def reference_forward(cell: str, x: np.ndarray, h0: np.ndarray, Wx: np.ndarray, 
             keep = mask[:, t, None]                             # (N, 1)
             new = tuple(np.where(keep, s_new, s) for s_new, s in zip(new, state))
         if probe is not None:
-            new = (new[0] + probe[:, t],) + new[1:]
+            new = (new[0] + probe[:, t], *new[1:])
         state = new
         hs[:, t] = state[0]
         steps.append(cache)
@@ -254,9 +255,9 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
         dc_next = np.zeros((N, H), dtype=dtype) if dc_last is None else dc_last.copy()
     for t in reversed(range(T)):
         dh_t = dh[:, t] + dh_next                               # dL/dh_t = dh_t + via step t+1
-        dstate: State = (dh_t,) if not has_c else (dh_t, dc_next)
+        dstate: State = (dh_t,) if dc_next is None else (dh_t, dc_next)    # None: no c
         dh_steps[:, t] = dh_t
-        if has_c:
+        if dc_steps is not None:
             dc_steps[:, t] = dc_next
         keep = None if mask is None else mask[:, t, None]       # (N, 1)
         step_in = dstate if keep is None else tuple(d * keep for d in dstate)
@@ -274,4 +275,5 @@ def reference_backward(dh: np.ndarray, cache: ReferenceCache,
             dWx, dWh, db = dWx_t, dWh_t, db_t                   # shared weights: sum over t
         else:
             dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
+    assert dWx is not None and dWh is not None and db is not None       # T >= 1 steps
     return ReferenceGrads(dx, dh_next, dc_next, dWx, dWh, db, dh_steps, dc_steps, db_hn)

@@ -70,7 +70,7 @@ def temporal_mean_backward(dout: np.ndarray, cache: MeanCache) -> np.ndarray:
     """dout (N, D) -> dx (N, T, D) = dout[n] * mask[n, t] / count[n]."""
     v.cache_of("temporal_mean_backward", cache, MeanCache, "temporal_mean_forward")
     weights, D = cache
-    N, T = weights.shape
+    N, _T = weights.shape
     v.float_array("temporal_mean_backward", "dout", dout, (N, D), weights.dtype)
     return weights[:, :, None] * dout[:, None, :]
 

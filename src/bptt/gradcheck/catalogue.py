@@ -9,6 +9,7 @@ temporal layers, losses), the language model, and the sequence-classification pi
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,9 @@ def _layer_checks(rng: np.random.Generator) -> list[CheckResult]:
     mask[2, 1] = False                      # a hole
     out: list[CheckResult] = []
 
-    def add(*args, **kw):
-        out.extend(check_function(*args, threshold=THRESHOLD, **kw))
+    def add(layer, forward, backward, args, grad_names, douts, **kw):
+        out.extend(check_function(layer, forward, backward, args, grad_names, douts,
+                                  threshold=THRESHOLD, **kw))
 
     add("rnn_step", F.rnn_step_forward, F.rnn_step_backward,
         dict(x=r((N, D)), prev_h=r((N, H)), Wx=r((D, H)) * .5, Wh=r((H, H)) * .5, b=r(H)),
@@ -156,16 +158,17 @@ def _sequence_checks(rng: np.random.Generator) -> list[CheckResult]:
     for opts in (dict(cell="lstm", bidirectional=True, pooling="last"),
                  dict(cell="rnn", pooling="max", loss="mse", output_size=2),
                  dict(cell="lstm", pooling="none", tokens=True, input_size=5, embed=3)):
-        cfg = SequenceConfig(**{"input_size": 3, "output_size": 4, "hidden": 3,
-                                "dtype": "float64", **opts})
+        kw: dict[str, Any] = {"input_size": 3, "output_size": 4, "hidden": 3,
+                              "dtype": "float64", **opts}
+        cfg = SequenceConfig(**kw)
         model = SequenceModel(cfg, rng)
         for p in model.params.values():
             p += 0.3 * r(p.shape)
-        x = rng.integers(0, 5, (N, T)) if cfg.tokens else r((N, T, 3))
+        xs = rng.integers(0, 5, (N, T)) if cfg.tokens else r((N, T, 3))
         y = (rng.integers(0, 4, (N, T)) if cfg.pooling == "none" else
              r((N, 2)) if cfg.loss == "mse" else rng.integers(0, 4, N))
         label = "SequenceModel(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
-        out += check_loss(label, lambda m=model, x=x, y=y: m.loss(x, y, prefix), model.params,
+        out += check_loss(label, functools.partial(model.loss, xs, y, prefix), model.params,
                           THRESHOLD)
     return out
 

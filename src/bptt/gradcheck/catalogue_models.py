@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bptt.gradcheck import CheckResult, check_loss
@@ -27,16 +29,15 @@ def model_checks(rng: np.random.Generator) -> list[CheckResult]:
         y = rng.integers(1, 6, (N, T))
         y[1, 2:] = 0                                                  # pad after the end
         label = "Seq2Seq(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
-        out += check_loss(label, lambda m=model, x=x, y=y: m.loss(x, y, mask), model.params,
+        out += check_loss(label, functools.partial(model.loss, x, y, mask), model.params,
                           THRESHOLD)
     for cell in ("rnn", "lstm", "gru"):
-        model = ConditionedLM(ConditionedConfig(4, 6, 5, embed=3, cell=cell, dtype="float64"),
-                              rng)
-        for p in model.params.values():
+        lm = ConditionedLM(ConditionedConfig(4, 6, 5, embed=3, cell=cell, dtype="float64"), rng)
+        for p in lm.params.values():
             p += 0.3 * rng.standard_normal(p.shape)
         f = rng.standard_normal((N, 4))
         seqs = rng.integers(1, 6, (N, 6))
         seqs[0, 4:] = 0                                               # null padding
-        out += check_loss(f"ConditionedLM({cell})", lambda m=model, f=f, s=seqs: m.loss(f, s),
-                          model.params, THRESHOLD)
+        out += check_loss(f"ConditionedLM({cell})", functools.partial(lm.loss, f, seqs),
+                          lm.params, THRESHOLD)
     return out

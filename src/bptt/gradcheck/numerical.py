@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class CheckResult:
 
 
 def check_function(layer: str, forward: Callable[..., tuple], backward: Callable[..., tuple],
-                   args: dict[str, np.ndarray], grad_names: Sequence[str],
+                   args: dict[str, Any], grad_names: Sequence[str | None],
                    douts: Sequence[np.ndarray] | np.ndarray,
                    threshold: float = 1e-7, h: float = 1e-5,
                    n_outputs: int = 1) -> list[CheckResult]:
@@ -93,7 +94,7 @@ def check_function(layer: str, forward: Callable[..., tuple], backward: Callable
     ``backward(*douts, cache)`` returns the gradients named by ``grad_names`` in order (a None
     name skips that position). Every named argument is checked; returns one result per name.
     """
-    douts = list(douts) if isinstance(douts, (list, tuple)) else [douts]
+    douts = [douts] if isinstance(douts, np.ndarray) else list(douts)
     res = forward(**args)
     grads = backward(*douts, res[-1])
     grads = grads if isinstance(grads, tuple) else (grads,)

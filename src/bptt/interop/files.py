@@ -32,7 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from bptt.charlm.rundir import atomic_write_bytes, atomic_write_text
-from bptt.interop.torch import stack_from_torch_state_dict, stack_to_torch_state_dict
+from bptt.interop.torch import (
+    GRULayerWeights,
+    LayerWeights,
+    stack_from_torch_state_dict,
+    stack_to_torch_state_dict,
+)
 
 SIDECAR_FORMAT = "bptt-torch-export"
 _LAYER = re.compile(r"^weight_ih_l(\d+)(_reverse)?$")
@@ -147,8 +152,8 @@ class ImportedStack:
         dt = dtype or self.params["l0.Wx"].dtype
         if self.bidirectional:
             from bptt.nn.bidirectional import BidirectionalStack
-            m = BidirectionalStack(self.input_size, self.hidden_size, self.cell,
-                                   self.num_layers, dtype=dt)
+            m: BidirectionalStack | RecurrentStack = BidirectionalStack(
+                self.input_size, self.hidden_size, self.cell, self.num_layers, dtype=dt)
         else:
             m = RecurrentStack(self.input_size, self.hidden_size, self.cell, self.num_layers,
                                dtype=dt)
@@ -205,12 +210,12 @@ def import_torch_stack(path: str | Path, cell: str | None = None) -> ImportedSta
     params: dict[str, np.ndarray] = {}
     bidirectional = isinstance(layers[0], tuple) and not hasattr(layers[0], "Wx")
     for k, entry in enumerate(layers):
-        dirs = entry if bidirectional else (entry,)
+        dirs = (entry,) if isinstance(entry, (LayerWeights, GRULayerWeights)) else entry
         for suffix, lw in zip(("", "_rev"), dirs):
             params[f"l{k}.Wx{suffix}"] = lw.Wx
             params[f"l{k}.Wh{suffix}"] = lw.Wh
             params[f"l{k}.b{suffix}"] = lw.b
-            if cell == "gru":
+            if isinstance(lw, GRULayerWeights):                     # cell == "gru"
                 params[f"l{k}.b_hn{suffix}"] = lw.b_hn
     H = params["l0.Wh"].shape[0]
     return ImportedStack(cell, len(layers), bidirectional, params["l0.Wx"].shape[0], H, params)
@@ -257,7 +262,7 @@ def import_torch_lm(path: str | Path):
         raise InteropError(f"{path} does not match its sidecar (cell {stack.cell}, "
                            f"{stack.num_layers} layers)")
     model = LanguageModel(cfg, np.random.default_rng(0))
-    arrays = {f"rnn.{k}": v for k, v in stack.params.items()}
+    arrays: dict[str, np.ndarray | None] = {f"rnn.{k}": v for k, v in stack.params.items()}
     w = head.get("decoder.weight")
     arrays["out.w"] = w.T if w is not None and w.ndim == 2 else w
     arrays["out.b"] = head.get("decoder.bias")

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -84,7 +84,7 @@ Layer = LayerWeights | GRULayerWeights
 Stack = list[Layer] | list[tuple[Layer, Layer]]
 
 
-def _fail(fn: str, msg: str) -> None:
+def _fail(fn: str, msg: str) -> NoReturn:
     raise ValueError(f"{fn}: {msg}")
 
 
@@ -229,6 +229,28 @@ def _key(kind: str, k: int, reverse: bool) -> str:
     return f"{kind}_l{k}" + ("_reverse" if reverse else "")
 
 
+def _parse_keys(fn: str, state_dict: Mapping[str, Any],
+                prefix: str) -> dict[tuple[str, int, bool], np.ndarray]:
+    """The state dict as {(kind, layer, reverse): array}, ``prefix`` stripped; an unknown key
+    or an empty dict is refused."""
+    found: dict[tuple[str, int, bool], np.ndarray] = {}
+    for full_key, value in state_dict.items():
+        key: object = full_key
+        if prefix:
+            key = full_key[len(prefix):] if str(full_key).startswith(prefix) else None
+        m = _KEY.match(key) if isinstance(key, str) else None
+        if m is None:
+            hint = " (proj_size is not supported)" if "weight_hr" in str(full_key) else ""
+            _fail(fn, f"state_dict has the unknown key {full_key!r}{hint}; expected "
+                      f"{prefix}weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k> "
+                      f"(optionally with _reverse)")
+        found[(m[1], int(m[2]), m[3] is not None)] = _as_numpy(fn, f"state_dict[{full_key!r}]",
+                                                               value)
+    if not found:
+        _fail(fn, f"state_dict is empty; it needs {prefix}weight_ih_l0, {prefix}weight_hh_l0, ...")
+    return found
+
+
 def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
                                 prefix: str = "") -> Stack:
     """A ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` state dict -> a bptt stack (see the module doc).
@@ -242,21 +264,7 @@ def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
     """
     fn = "stack_from_torch_state_dict"
     gates = _gates(fn, cell)
-    found: dict[tuple[str, int, bool], np.ndarray] = {}
-    for full_key, value in state_dict.items():
-        key = full_key
-        if prefix:
-            key = full_key[len(prefix):] if str(full_key).startswith(prefix) else None
-        m = _KEY.match(key) if isinstance(key, str) else None
-        if m is None:
-            hint = " (proj_size is not supported)" if "weight_hr" in str(full_key) else ""
-            _fail(fn, f"state_dict has the unknown key {full_key!r}{hint}; expected "
-                      f"{prefix}weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k> "
-                      f"(optionally with _reverse)")
-        found[(m[1], int(m[2]), m[3] is not None)] = _as_numpy(fn, f"state_dict[{full_key!r}]",
-                                                               value)
-    if not found:
-        _fail(fn, f"state_dict is empty; it needs {prefix}weight_ih_l0, {prefix}weight_hh_l0, ...")
+    found = _parse_keys(fn, state_dict, prefix)
     num_layers = max(k for _, k, _ in found) + 1
     bidirectional = any(rev for _, _, rev in found)
     has_bias = any(kind.startswith("bias") for kind, _, _ in found)
@@ -294,9 +302,9 @@ def stack_from_torch_state_dict(state_dict: Mapping[str, Any], cell: str,
                 if arr.dtype != dtype:
                     _fail(fn, f"{name!r} has dtype {arr.dtype} but weight_hh_l0 has {dtype}; "
                               f"use one dtype")
-            pair.append(layer_from_torch(*(found.get((kind, k, rev)) for kind in
-                                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
-                                         cell=cell))
+            pair.append(layer_from_torch(found[("weight_ih", k, rev)], found[("weight_hh", k, rev)],
+                                         found.get(("bias_ih", k, rev)),
+                                         found.get(("bias_hh", k, rev)), cell=cell))
         layers.append(tuple(pair) if bidirectional else pair[0])
     return layers
 

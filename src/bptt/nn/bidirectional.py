@@ -38,7 +38,7 @@ def reverse_valid_index(mask: np.ndarray) -> np.ndarray:
     perm[n, t] = t on padded steps; on valid steps, the valid step of the mirrored rank (the
     k-th valid step from the start maps to the k-th from the end). perm[n, perm[n, t]] = t.
     """
-    N, T = mask.shape
+    _N, T = mask.shape
     order = np.argsort(~mask, axis=1, kind="stable")       # (N, T) valid positions first, in order
     rank = np.cumsum(mask, axis=1) - 1                      # (N, T) rank of t among valid steps
     count = mask.sum(axis=1, keepdims=True)                 # (N, 1)

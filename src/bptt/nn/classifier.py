@@ -93,6 +93,7 @@ class SequenceModel:
         dt = np.dtype(c.dtype)
         self.embed = Embedding(c.input_size, c.embed, rng, dt) if c.embed else None
         D = c.embed if c.embed else c.input_size
+        self.rnn: BidirectionalStack | RecurrentStack
         if c.bidirectional:
             self.rnn = BidirectionalStack(D, c.hidden, c.cell, c.layers, c.dropout, rng, dt,
                                           c.forget_bias)
@@ -119,13 +120,13 @@ class SequenceModel:
         return one_hot(x, c.input_size, c.dtype), None
 
     def _recurrent(self, inp, mask, train, rng):
-        if self.config.bidirectional:
+        if isinstance(self.rnn, BidirectionalStack):            # config.bidirectional
             return self.rnn.forward(inp, mask, train, rng)
         h, _, cache = self.rnn.forward(inp, None, mask, train, rng)
         return h, cache
 
     def _recurrent_backward(self, dh, cache):
-        if self.config.bidirectional:
+        if isinstance(self.rnn, BidirectionalStack):
             return self.rnn.backward(dh, cache)
         dx, grads, _ = self.rnn.backward(dh, cache)
         return dx, grads

@@ -88,6 +88,35 @@ class Hypothesis:
     finished: bool          # ended with the end symbol (False: stopped at max_len)
 
 
+def _split_candidates(cand: np.ndarray, top: np.ndarray, V: int, K: int, end: int | None
+                      ) -> tuple[list[tuple[float, int, int]], list[tuple[float, int]]]:
+    """One input's candidates ``top`` (m,), indices into its scores ``cand`` (K*V,), best
+    first: the K best that do not end, as (score, beam, symbol), and those among the K best
+    that end with ``end``, as (score, beam)."""
+    live: list[tuple[float, int, int]] = []
+    ended: list[tuple[float, int]] = []
+    for rank, c in enumerate(top):
+        s = cand[c]
+        if not np.isfinite(s):
+            break
+        b, v = divmod(int(c), V)
+        if end is not None and v == end:
+            if rank < K:                                         # ends among the K best
+                ended.append((float(s), b))
+        elif len(live) < K:
+            live.append((s, b, v))
+    return live, ended
+
+
+def _row_done(finished: list[Hypothesis], best_live: float, K: int,
+              length_penalty: float) -> bool:
+    """An input is done with K finished outputs, no live one, or (without length
+    normalisation) a finished output that no live one can beat (a live score only falls)."""
+    return len(finished) >= K or not np.isfinite(best_live) or (
+        not length_penalty and bool(finished)
+        and max(h.logp for h in finished) >= best_live)
+
+
 def beam_search(step: Step, state: State, start: np.ndarray | int, end: int | None,
                 beam: int, max_len: int, length_penalty: float = 0.0,
                 n_best: int = 1) -> list[list[Hypothesis]]:
@@ -124,25 +153,12 @@ def beam_search(step: Step, state: State, start: np.ndarray | int, end: int | No
         for n in range(N):
             if done[n]:
                 continue
-            j = 0
-            for rank, c in enumerate(top[n]):
-                s = cand[n, c]
-                if not np.isfinite(s):
-                    break
-                b, v = divmod(int(c), V)
-                if end is not None and v == end:
-                    if rank < K:                                 # ends among the K best
-                            finished[n].append(Hypothesis(hist[n, b].tolist(), float(s),
-                                                      norm(float(s), t + 1), True))
-                    continue
-                if j < K:
-                    new_scores[n, j], src[n, j], sym[n, j] = s, b, v
-                    j += 1
-            best_live = new_scores[n].max()
-            if len(finished[n]) >= K or not np.isfinite(best_live) or (
-                    not length_penalty and finished[n]
-                    and max(h.logp for h in finished[n]) >= best_live):
-                done[n] = True
+            live, ended = _split_candidates(cand[n], top[n], V, K, end)
+            finished[n] += [Hypothesis(hist[n, b].tolist(), s, norm(s, t + 1), True)
+                            for s, b in ended]
+            for j, (s, b, v) in enumerate(live):
+                new_scores[n, j], src[n, j], sym[n, j] = s, b, v
+            done[n] = _row_done(finished[n], new_scores[n].max(), K, length_penalty)
         scores = np.where(done[:, None], -np.inf, new_scores)
         if done.all():
             break

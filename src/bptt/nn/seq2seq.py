@@ -109,9 +109,10 @@ class Seq2Seq:
         self.tgt_embed = Embedding(c.tgt_vocab, E, rng, dt) if E else None
         Ds, Dt = (E, E) if E else (c.src_vocab, c.tgt_vocab)
         He = c.H_enc
-        self.enc = (BidirectionalStack(Ds, He, c.cell, c.layers, rng=rng, dtype=dt)
-                    if c.bidirectional else
-                    RecurrentStack(Ds, He, c.cell, c.layers, rng=rng, dtype=dt))
+        self.enc: BidirectionalStack | RecurrentStack = (
+            BidirectionalStack(Ds, He, c.cell, c.layers, rng=rng, dtype=dt)
+            if c.bidirectional else
+            RecurrentStack(Ds, He, c.cell, c.layers, rng=rng, dtype=dt))
         self.dec = RecurrentStack(Dt, c.hidden, c.cell, c.layers, rng=rng, dtype=dt)
         self.out = TemporalAffine(c.hidden, c.tgt_vocab, rng, dt)
         self.bridge: dict[str, np.ndarray] = {}
@@ -149,7 +150,7 @@ class Seq2Seq:
             raise ValueError(f"source ids have shape {x.shape}; they must be (N, S), S >= 1")
         inp, ecache = self._embed(x, "src")
         c = self.config
-        if c.bidirectional:
+        if isinstance(self.enc, BidirectionalStack):                  # c.bidirectional
             h, rcache = self.enc.forward(inp, mask, train, rng)       # (N, S, 2He)
             S, He = h.shape[1], c.H_enc
             rev_at = (np.zeros(h.shape[0], dtype=np.int64) if mask is None
@@ -161,6 +162,7 @@ class Seq2Seq:
             h, final, rcache = self.enc.forward(inp, None, mask, train, rng)
             s, rev_at = final[-1][0], None                            # (N, He)
         if c.uses_identity:
+            assert final is not None                  # the identity bridge is unidirectional
             state = [(hh.copy(), None if cc is None else cc.copy()) for hh, cc in final]
         else:
             state = []
@@ -189,7 +191,7 @@ class Seq2Seq:
                     grads[f"bridge.{kind}{k}.b"] = d.sum(axis=0)
                     ds += d @ self.bridge[f"{kind}{k}.w"].T
             enc_dstate = [(None, None)] * (c.layers - 1) + [(ds, None)]
-        if c.bidirectional:
+        if isinstance(self.enc, BidirectionalStack):
             dh = np.zeros((N, S, 2 * He), dtype=s.dtype)
             dh[:, S - 1, :He] += ds[:, :He]
             dh[np.arange(N), rev_at, He:] += ds[:, He:]                # rows distinct

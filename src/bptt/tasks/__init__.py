@@ -15,10 +15,10 @@ from bptt.tasks.train import FitConfig, History, fit, predict_all
 __all__ = [
     "TASKS",
     "EpochBatcher",
+    "FitConfig",
     "History",
     "SeqData",
     "Task",
-    "FitConfig",
     "bucket_batches",
     "fit",
     "get_task",

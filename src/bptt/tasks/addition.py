@@ -37,7 +37,7 @@ def problems(n: int, digits: int, rng: np.random.Generator,
              exclude: set | None = None) -> list[tuple[int, int]]:
     """n distinct (a, b) pairs (distinct up to order, and not in ``exclude``)."""
     seen: set = set(exclude or ())
-    out = []
+    out: list[tuple[int, int]] = []
     limit = 200 * n + 1000
     tries = 0
     while len(out) < n:

@@ -54,8 +54,8 @@ def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int = 
     s = max_shift
     padded = np.zeros((N, h + 2 * s, w + 2 * s), dtype=images.dtype)
     padded[:, s:s + h, s:s + w] = images
-    oy = rng.integers(0, 2 * s + 1, size=N)                      # (N,) crop offsets
-    ox = rng.integers(0, 2 * s + 1, size=N)
+    oy = rng.integers(0, 2 * s + 1, size=(N,))                   # (N,) crop offsets
+    ox = rng.integers(0, 2 * s + 1, size=(N,))
     rows = oy[:, None] + np.arange(h)[None, :]                   # (N, h)
     cols = ox[:, None] + np.arange(w)[None, :]                   # (N, w)
     return padded[np.arange(N)[:, None, None], rows[:, :, None], cols[:, None, :]]

@@ -32,11 +32,12 @@ def load(dtype=np.float32) -> tuple[SeqData, SeqData]:
     except ImportError as e:
         raise ImportError("the mnist1d task needs the mnist1d package: pip install mnist1d "
                           "(or pip install 'bptt[tasks]')") from e
-    np_state, py_state = np.random.get_state(), random.getstate()
+    # make_dataset takes no Generator; it draws from the global ones (see the module docstring).
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     try:
         d = make_dataset(get_dataset_args())
     finally:
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
     out = []
     for x, y in ((d["x"], d["y"]), (d["x_test"], d["y_test"])):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,10 @@ from bptt.tasks import adding, copy_memory, digits, mnist1d, reber, seq2seq_task
 from bptt.tasks.data import EpochBatcher, SeqData
 from bptt.tasks.train import FitConfig, predict_all
 
+if TYPE_CHECKING:
+    from bptt.nn.conditioned import ConditionedConfig
+    from bptt.nn.seq2seq import Seq2SeqConfig
+
 
 def stream(seed: int, purpose: int) -> np.random.Generator:
     """The random stream for one purpose: 0 train, 1 test, 2 validation, 3 diagnostics."""
@@ -30,7 +35,7 @@ def stream(seed: int, purpose: int) -> np.random.Generator:
 
 @dataclass
 class Setup:
-    model: SequenceConfig
+    model: SequenceConfig | Seq2SeqConfig | ConditionedConfig
     train: FitConfig
     batches: Callable                        # batch_size -> next_batch(rng) -> (x, y, mask)
     evaluate: Callable                       # model -> dict with "value" (the test metric)
@@ -93,7 +98,7 @@ def _mse(model, data: SeqData) -> float:
 # f ~ 0.95) and whose input gates start mostly closed (bias -2, i ~ 0.12), as in the 1997
 # paper's negative input-gate biases: the cell state then neither forgets nor fills with the
 # noise of every step before the net has learned what to store. (No effect on a tanh RNN.)
-LONG_MEMORY = {"hidden": 32, "forget_bias": 3.0, "input_bias": -2.0}
+LONG_MEMORY: dict[str, Any] = {"hidden": 32, "forget_bias": 3.0, "input_bias": -2.0}
 
 
 # --------------------------------------------------------------------------- adding (Arjovsky)

@@ -7,6 +7,7 @@ whether it was met, and the task's extra measurements.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import time
 from collections.abc import Callable
@@ -58,14 +59,14 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
     # a config with its own model (seq2seq, conditioned) builds it; else a SequenceModel
     model = mcfg.build(rng) if hasattr(mcfg, "build") else SequenceModel(mcfg, rng)
     flows = {}
-    if diagnose and setup.probe is not None and not mcfg.bidirectional:
+    if diagnose and setup.probe is not None and not getattr(mcfg, "bidirectional", False):
         flows["init"] = _flow(model, setup.probe())
     start = time.perf_counter()
     hist = fit(model, setup.batches(tcfg.batch_size), tcfg, rng, setup.validate, setup.done,
                log, log_every)
     result = setup.evaluate(model)
     seconds = time.perf_counter() - start
-    if flows:
+    if flows and setup.probe is not None:
         flows["trained"] = _flow(model, setup.probe())
         result["gradient_flow"] = flows
     value = result.pop("value")
@@ -80,7 +81,7 @@ def run_task(name: str, cell: str = "lstm", T: int | None = None, seed: int = 0,
         "steps": hist.steps, "stopped_early": hist.stopped_early,
         **({"epochs": n_epochs} if setup.epochs and not quick else {}),
         "seconds": round(seconds, 1),
-        "final_train_loss": float(np.mean([l for _, l in hist.losses[-20:]])),
+        "final_train_loss": float(np.mean([loss for _, loss in hist.losses[-20:]])),
         "curve": _curve(hist.losses),
         "model": {k: getattr(mcfg, k, None) for k in ("hidden", "layers", "bidirectional",
                                                       "pooling")},
@@ -105,4 +106,4 @@ def _curve(losses: list, points: int = 100) -> list:
     steps = np.array([s for s, _ in losses])
     vals = np.array([v for _, v in losses])
     edges = np.linspace(0, len(vals), min(points, len(vals)) + 1).astype(int)
-    return [[int(steps[b - 1]) + 1, float(vals[a:b].mean())] for a, b in zip(edges, edges[1:])]
+    return [[int(steps[b - 1]) + 1, float(vals[a:b].mean())] for a, b in itertools.pairwise(edges)]

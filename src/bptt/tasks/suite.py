@@ -118,6 +118,7 @@ def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] 
     gathered = w.gather_json(sorted(done.items()))
     if not w.is_root:
         return None
+    assert gathered is not None                      # the root has every process's part
     results: list[dict] = [{}] * len(runs)
     for part in gathered:
         for i, r in part:
@@ -128,10 +129,10 @@ def run_suite(out_dir: str, jobs: int = 2, quick: bool = False, only: list[str] 
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "results": results}
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(markdown_table(report))
+    with open(os.path.join(out_dir, "results.json"), "w") as fh:
+        json.dump(report, fh, indent=1)
+    with open(os.path.join(out_dir, "results.md"), "w") as fh:
+        fh.write(markdown_table(report))
     plot_gradient_flow(results, os.path.join(out_dir, "gradient_flow.png"))
     plot_curves(results, os.path.join(out_dir, "training_curves.png"))
     write_suite_page(results, os.path.join(out_dir, "report.html"))

@@ -99,4 +99,6 @@ def predict_all(model, data, batch_size: int = 256) -> np.ndarray:
             out[idx, : s.shape[1]] = s
         else:
             out[idx] = s
+    if out is None:
+        raise ValueError("predict_all: the data set has no rows")
     return out
