@@ -82,10 +82,12 @@ def _proc_kb(key: str) -> int | None:
 def peak_memory(build: Callable[[tuple[int, int, int, int]], Callable[[], Any]],
                 shape: tuple[int, int, int, int]) -> dict:
     """The high-water-mark increase (bytes) of one call of ``build(shape)``, after a warm-up
-    call at a tiny shape. Run it in a fresh process: freed memory a process keeps would hide
-    the step's own."""
+    call at a tiny shape with the same batch size class (N = 1 or not, so that the same engine
+    path is imported and, for the compiled batch-1 path, compiled: a one-time cost per process,
+    not the step's). Run it in a fresh process: freed memory a process keeps would hide the
+    step's own."""
     import resource
-    build((3, 2, 4, 5))()                           # imports, lazy initialisation
+    build((3, min(shape[1], 2), 4, 5))()            # imports, lazy initialisation
     step = build(shape)
     gc.collect()
     try:
