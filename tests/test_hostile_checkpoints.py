@@ -157,6 +157,8 @@ RESUME_DAMAGE = {
     "train.hidden-other": set_key(["train", "hidden"], 9),
     "train.batch-other": set_key(["train", "batch"], 3),
     "train.cell-unknown": set_key(["train", "cell"], "peephole"),
+    "train.cell-other": set_key(["train", "cell"], "gru"),        # a valid cell, other arrays
+    "train.layers-other": set_key(["train", "layers"], 3),
     "missing-counters.step": drop_key(["counters", "step"]),
     "counters.cursor-huge": set_key(["counters", "cursor"], 10**6),
     "counters.cursor-negative": set_key(["counters", "cursor"], -1),

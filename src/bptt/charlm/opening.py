@@ -144,6 +144,18 @@ def _state_from(meta: dict, arrays: dict, model: LanguageModel, cfg: TrainConfig
     return state
 
 
+def _check_same_model(cfg: TrainConfig, model: LanguageModel, vocab_size: int,
+                      where: str) -> None:
+    """The checkpoint's training options describe the model its arrays hold (no resume option
+    can change the model's structure, so a difference is damage, not a choice)."""
+    want, have = cfg.model_config(vocab_size).to_dict(), model.config.to_dict()
+    for key in ("vocab_size", "cell", "hidden", "layers", "embed", "dtype"):
+        if want[key] != have[key]:
+            raise CheckpointError(f"{where}: its options say {key} {want[key]!r} but its model "
+                                  f"has {have[key]!r}; the checkpoint is damaged (resume from "
+                                  f"an intact copy, or start a new run)")
+
+
 def load_run(run: RunDir, console: Console, overrides: dict | None = None) -> OpenedRun:
     """Everything needed to continue the run in ``run`` exactly where its last.json stopped."""
     meta, arrays, jpath = load_checkpoint(run.path, "last", for_resume=True)
@@ -171,6 +183,7 @@ def load_run(run: RunDir, console: Console, overrides: dict | None = None) -> Op
                               f"vocabulary; the run directory is damaged")
     steps = split_and_batch(corpus, cfg)[2].steps_per_epoch
     model = model_from_arrays(meta, arrays, where)
+    _check_same_model(cfg, model, corpus.vocab.size, where)
     state = _state_from(meta, arrays, model, cfg, meta["counters"], meta["rng"],
                         meta["optimizer"]["step"], "", where, steps)
     snapshot = None
