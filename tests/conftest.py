@@ -62,3 +62,20 @@ def hostile_run(tmp_path, hostile_trained):
     shutil.copytree(hostile_trained, dst)
     (dst / ".lock").unlink(missing_ok=True)
     return dst
+
+
+# The hostile test modules' short names for the three fixtures above (a module that defines its
+# own ``corpus``, ``trained`` or ``run`` fixture overrides these).
+@pytest.fixture
+def corpus(hostile_corpus):
+    return hostile_corpus
+
+
+@pytest.fixture
+def trained(hostile_trained):
+    return hostile_trained
+
+
+@pytest.fixture
+def run(hostile_run):
+    return hostile_run

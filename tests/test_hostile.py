@@ -19,22 +19,6 @@ from hypothesis import strategies as st
 
 from hostile import TINY, arrays_file, cli, refused, tree
 
-
-@pytest.fixture
-def corpus(hostile_corpus):
-    return hostile_corpus
-
-
-@pytest.fixture
-def trained(hostile_trained):
-    return hostile_trained
-
-
-@pytest.fixture
-def run(hostile_run):
-    return hostile_run
-
-
 # ---------------------------------------------------------------- bad options
 
 BAD_TRAIN_OPTIONS = [

@@ -27,22 +27,6 @@ from hostile import (
     tree,
 )
 
-
-@pytest.fixture
-def corpus(hostile_corpus):
-    return hostile_corpus
-
-
-@pytest.fixture
-def trained(hostile_trained):
-    return hostile_trained
-
-
-@pytest.fixture
-def run(hostile_run):
-    return hostile_run
-
-
 JSON_DAMAGE = {
     "truncated-10": lambda p: p.write_bytes(p.read_bytes()[:10]),
     "truncated-half": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),

@@ -18,21 +18,6 @@ from corpus_text import make_text
 from hostile import TINY, bptt_process, cli, finish, metric_steps, refused, tree
 
 
-@pytest.fixture
-def corpus(hostile_corpus):
-    return hostile_corpus
-
-
-@pytest.fixture
-def trained(hostile_trained):
-    return hostile_trained
-
-
-@pytest.fixture
-def run(hostile_run):
-    return hostile_run
-
-
 def test_two_trainings_into_one_directory_one_wins_the_other_is_refused(tmp_path, corpus):
     run = tmp_path / "run"
     slow = [*TINY, "--max-steps", "40", "--eval-every", "10"]
