@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.charlm.sampling import check_state, start_id
-from bptt.charlm.text import CorpusError, Vocab
+from bptt.charlm.sampling import prepare_prompt
+from bptt.charlm.text import Vocab
 from bptt.functional import log_softmax
 from bptt.nn import LanguageModel
 from bptt.nn.decoding import beam_search, check_decoding
@@ -30,23 +30,11 @@ def beam_generate(model: LanguageModel, vocab: Vocab, length: int, beam: int,
     if length < 1:
         raise ValueError(f"length is {length}; beam search needs at least 1")
     check_decoding(beam, length, length_penalty)
-    ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \
-        else (np.zeros(0, dtype=np.int64), [])
-    end, stop_ids = None, []
-    if stop:
-        enc, missing = vocab.encode(stop, skip_unknown=True)
-        if missing:
-            raise CorpusError(f"the stop string has characters the model never produces: "
-                              f"{', '.join(map(repr, map(chr, missing)))}")
-        stop_ids = enc.tolist()
-        if len(stop_ids) == 1:
-            end = stop_ids[0]
-    state = check_state(model, state)
+    cur, state, skipped, stop_ids = prepare_prompt(model, vocab, prime, stop, skip_unknown,
+                                                   state)
+    end = stop_ids[0] if len(stop_ids) == 1 else None      # a one-symbol stop ends a beam
     if state is None:
         state = model.rnn.initial_state(1)
-    if ids.size > 1:
-        _, state = model.logits(ids[None, :-1], state)
-    cur = int(ids[-1]) if ids.size else start_id(vocab)
 
     def step(x: np.ndarray, st: list):
         scores, st = model.logits(x[:, None], st)                 # (B, 1, V)

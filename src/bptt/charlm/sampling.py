@@ -175,6 +175,27 @@ def start_id(vocab: Vocab) -> int:
     return vocab.symbols.index(nl) if nl in vocab.symbols else 0
 
 
+def prepare_prompt(model: LanguageModel, vocab: Vocab, prime: str, stop: str | None,
+                   skip_unknown: bool, state: list | None
+                   ) -> tuple[int, list | None, list[int], list[int]]:
+    """What sampling and beam search start from: (the first input id, the state after the
+    prime's symbols but the last, the prime symbols skipped as unknown, the stop string's ids).
+    The first input is the prime's last symbol, or a newline (``start_id``) without a prime."""
+    ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \
+        else (np.zeros(0, dtype=np.int64), [])
+    stop_ids: list[int] = []
+    if stop:
+        enc, missing = vocab.encode(stop, skip_unknown=True)
+        if missing:
+            raise CorpusError(f"the stop string has characters the model never produces: "
+                              f"{', '.join(map(repr, map(chr, missing)))}")
+        stop_ids = enc.tolist()
+    state = check_state(model, state)
+    if ids.size > 1:
+        _, state = model.logits(ids[None, :-1], state)
+    return (int(ids[-1]) if ids.size else start_id(vocab)), state, skipped, stop_ids
+
+
 def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Generator,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
              prime: str = "", stop: str | None = None, skip_unknown: bool = False,
@@ -192,19 +213,8 @@ def generate(model: LanguageModel, vocab: Vocab, length: int, rng: np.random.Gen
         check_sampling(temperature, top_k, top_p)
     if length < 0:
         raise ValueError(f"length is {length}; it must be 0 or more")
-    ids, skipped = vocab.encode(prime, skip_unknown, what="the prime text") if prime \
-        else (np.zeros(0, dtype=np.int64), [])
-    stop_ids: list[int] = []
-    if stop:
-        enc, missing = vocab.encode(stop, skip_unknown=True)
-        if missing:
-            raise CorpusError(f"the stop string has characters the model never produces: "
-                              f"{', '.join(map(repr, map(chr, missing)))}")
-        stop_ids = enc.tolist()
-    state = check_state(model, state)
-    if ids.size > 1:
-        _, state = model.logits(ids[None, :-1], state)
-    cur = int(ids[-1]) if ids.size else start_id(vocab)
+    cur, state, skipped, stop_ids = prepare_prompt(model, vocab, prime, stop, skip_unknown,
+                                                   state)
     out: list[int] = []
     x = np.zeros((1, 1), dtype=np.int64)
     for _ in range(length):
